@@ -1,0 +1,102 @@
+"""Axial spatial self-attention on the hidden state, applied sparsely in time."""
+
+from __future__ import annotations
+
+import math
+
+from keras import layers, ops
+
+#: Default cap on the number of attention scores (per chunk) held at once: 2**25 float32
+#: values are 128 MiB.
+MAX_SCORES_PER_CHUNK = 2**25
+
+
+def attention_steps(steps: int, every: int) -> list[bool]:
+    """Whether attention runs at each 0-based step of processing order.
+
+    It runs when ``(t + 1) % every == 0`` and on the last step; never when ``every == 0``.
+    """
+    if every == 0:
+        return [False] * steps
+    return [(t + 1) % every == 0 or t == steps - 1 for t in range(steps)]
+
+
+class AxialAttention2D(layers.Layer):
+    """Multi-head axial attention over rows then columns, added back with a learned gain.
+
+    ``h -> h + gamma * W_o ColumnAttention(q, k, RowAttention(q, k, v))`` with ``q, k, v``
+    projections ``F -> attention_dim`` split into ``heads``. The column pass attends over the
+    row-attended values, so every cell sees the whole grid. ``gamma`` (per channel) starts at
+    zero: training begins from the cell without attention. ``(B, H, W, F) -> (B, H, W, F)``.
+
+    Memory: a row pass holds ``B * heads * H * W**2`` scores and a column pass
+    ``B * heads * W * H**2``; rows (columns) are processed in chunks of ``chunk_size``
+    sequences, by default as many as keep one chunk under ``MAX_SCORES_PER_CHUNK`` scores.
+    """
+
+    def __init__(
+        self,
+        attention_dim: int,
+        heads: int,
+        chunk_size: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.attention_dim = attention_dim
+        self.heads = heads
+        self.chunk_size = chunk_size
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        projection = (channels, self.attention_dim)
+        self.query_kernel = self.add_weight(shape=projection, name="query_kernel")
+        self.key_kernel = self.add_weight(shape=projection, name="key_kernel")
+        self.value_kernel = self.add_weight(shape=projection, name="value_kernel")
+        self.output_kernel = self.add_weight(
+            shape=(self.attention_dim, channels), name="output_kernel"
+        )
+        self.gamma = self.add_weight(shape=(channels,), name="gamma", initializer="zeros")
+
+    def call(self, h):
+        batch, height, width, _ = ops.shape(h)
+        head_shape = (batch, height, width, self.heads, self.attention_dim // self.heads)
+        query, key, value = (
+            ops.reshape(ops.matmul(h, kernel), head_shape)
+            for kernel in (self.query_kernel, self.key_kernel, self.value_kernel)
+        )
+        rows = self._attend_along_width(query, key, value)
+        columns = self._attend_along_width(
+            *(ops.transpose(t, (0, 2, 1, 3, 4)) for t in (query, key, rows))
+        )
+        attended = ops.reshape(
+            ops.transpose(columns, (0, 2, 1, 3, 4)), (batch, height, width, self.attention_dim)
+        )
+        return h + self.gamma * ops.matmul(attended, self.output_kernel)
+
+    def _attend_along_width(self, query, key, value):
+        """Attention along axis 2 of ``(B, R, L, heads, d)`` tensors, one sequence per row."""
+        batch, rows, length, heads, depth = ops.shape(query)
+        sequences = batch * rows
+        flat = [ops.reshape(t, (sequences, length, heads, depth)) for t in (query, key, value)]
+        chunk = self.chunk_size or max(1, MAX_SCORES_PER_CHUNK // (heads * length * length))
+        if chunk >= sequences:
+            attended = ops.dot_product_attention(*flat)
+        else:
+            attended = self._chunked_attention(flat, sequences, chunk)
+        return ops.reshape(attended, (batch, rows, length, heads, depth))
+
+    @staticmethod
+    def _chunked_attention(flat, sequences: int, chunk: int):
+        """Attention over ``sequences`` in ``ceil(sequences / chunk)`` sequential chunks."""
+        chunks = math.ceil(sequences / chunk)
+        padding = chunks * chunk - sequences
+        stacked = [
+            ops.reshape(
+                ops.pad(t, ((0, padding), (0, 0), (0, 0), (0, 0))),
+                (chunks, chunk, *ops.shape(t)[1:]),
+            )
+            for t in flat
+        ]
+        attended = ops.map(lambda qkv: ops.dot_product_attention(*qkv), tuple(stacked))
+        attended = ops.reshape(attended, (chunks * chunk, *ops.shape(flat[0])[1:]))
+        return attended[:sequences]

@@ -1,0 +1,193 @@
+"""The FAConvLSTM2D cell: one recurrent step on bottleneck-projected inputs."""
+
+from __future__ import annotations
+
+from keras import activations, constraints, initializers, ops, regularizers
+from keras.layers import Layer
+from keras.random import SeedGenerator
+
+# Keras' own recurrent cells mix this in; `keras.layers.RNN` prepares the time-constant
+# dropout masks before the loop only for its instances (essential under a JAX scan).
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+from faconvlstm.layers.attention import AxialAttention2D
+from faconvlstm.layers.excitation import SqueezeExcitation
+from faconvlstm.layers.gates import InputProjection, PeepholeGates
+from faconvlstm.layers.spatial_mixing import MultiScaleDepthwiseMixing
+
+
+class FAConvLSTM2DCell(Layer, DropoutRNNCell):
+    """One step of the Factorized-Attention ConvLSTM, in channels_last layout.
+
+    The cell owns every weight of the layer. :meth:`project_inputs` runs the input path on
+    all timesteps at once; :meth:`call` then runs one step::
+
+        u = x'_t + P_h h_{t-1}                         (B, H', W', r)
+        u = SE(sum_j DepthwiseConv_{d_j}(u))           shared multi-scale mixing
+        i, f, c, o from E u + b with peepholes -> h_t, c_t
+        h_t = h_t + gamma * AxialAttention(h_t)        on the steps the schedule marks
+
+    Step inputs are ``(x'_t (B, H', W', r), attend_t (B,))``; states are ``[h, c]``, each
+    ``(B, H', W', F)``. Arguments are those of :class:`FAConvLSTM2D` (already validated).
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: tuple[int, int],
+        strides: tuple[int, int] = (1, 1),
+        padding: str = "valid",
+        dilation_rate: tuple[int, int] = (1, 1),
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        bottleneck: int = 8,
+        multiscale_dilations: tuple[int, ...] = (1, 2, 4),
+        squeeze_excitation: bool = True,
+        squeeze_ratio: int = 4,
+        peephole: bool = True,
+        attention_every: int = 4,
+        attention_dim: int = 4,
+        attention_heads: int = 1,
+        attention_chunk: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.dilation_rate = dilation_rate
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.unit_forget_bias = unit_forget_bias
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.seed = seed
+        self.seed_generator = SeedGenerator(seed=seed)
+        self.bottleneck = bottleneck
+        self.multiscale_dilations = multiscale_dilations
+        self.squeeze_excitation = squeeze_excitation
+        self.squeeze_ratio = squeeze_ratio
+        self.peephole = peephole
+        self.attention_every = attention_every
+        self.attention_dim = attention_dim
+        self.attention_heads = attention_heads
+        self.attention_chunk = attention_chunk
+        self.state_size = -1  # the grid is known only at call time
+
+    def build(self, input_shape):
+        """Create every weight. ``input_shape`` is a channels_last frame ``(B, H, W, C)``."""
+        sublayer_options = dict(dtype=self.dtype_policy)
+        self.input_path = InputProjection(
+            self.bottleneck,
+            self.kernel_size,
+            self.strides,
+            self.padding,
+            self.dilation_rate,
+            kernel_initializer=self.kernel_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            name="input_path",
+            **sublayer_options,
+        )
+        self.input_path.build((None, None, *input_shape[1:]))
+        self.recurrent_projection = self.add_weight(
+            shape=(self.filters, self.bottleneck),
+            name="recurrent_projection",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        bottleneck_shape = (None, None, None, self.bottleneck)
+        self.mixing = MultiScaleDepthwiseMixing(
+            self.kernel_size,
+            self.multiscale_dilations,
+            kernel_initializer=self.recurrent_initializer,
+            kernel_regularizer=self.recurrent_regularizer,
+            kernel_constraint=self.recurrent_constraint,
+            name="mixing",
+            **sublayer_options,
+        )
+        self.mixing.build(bottleneck_shape)
+        self.excitation = None
+        if self.squeeze_excitation:
+            self.excitation = SqueezeExcitation(
+                self.squeeze_ratio, name="excitation", **sublayer_options
+            )
+            self.excitation.build(bottleneck_shape)
+        self.gates = PeepholeGates(
+            self.filters,
+            self.activation,
+            self.recurrent_activation,
+            use_bias=self.use_bias,
+            unit_forget_bias=self.unit_forget_bias,
+            peephole=self.peephole,
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            bias_regularizer=self.bias_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            bias_constraint=self.bias_constraint,
+            name="gates",
+            **sublayer_options,
+        )
+        self.gates.build(bottleneck_shape)
+        self.attention = None
+        if self.attention_every:
+            self.attention = AxialAttention2D(
+                self.attention_dim,
+                self.attention_heads,
+                chunk_size=self.attention_chunk,
+                name="attention",
+                **sublayer_options,
+            )
+            self.attention.build((None, None, None, self.filters))
+
+    def project_inputs(self, sequences):
+        """The input path for all timesteps: ``(B, T, H, W, C) -> (B, T, H', W', r)``."""
+        return self.input_path(sequences)
+
+    def call(self, inputs, states, training=False):
+        projected, attend = inputs
+        h_prev, c_prev = states
+        if training and self.dropout > 0:
+            projected = projected * self.get_dropout_mask(projected)
+        if training and self.recurrent_dropout > 0:
+            h_prev = h_prev * self.get_recurrent_dropout_mask(h_prev)
+        u = projected + ops.matmul(h_prev, self.recurrent_projection)
+        u = self.mixing(u)
+        if self.excitation is not None:
+            u = self.excitation(u)
+        h, c = self.gates(u, c_prev)
+        if self.attention is not None:
+            h = ops.cond(attend[0] > 0, lambda: self.attention(h), lambda: h)
+        return h, [h, c]
+
+    def get_initial_state(self, batch_size=None, grid=None):
+        """Zero ``[h, c]`` of shape ``(batch_size, *grid, F)``; ``grid`` is ``(H', W')``."""
+        shape = (batch_size, *grid, self.filters)
+        return [ops.zeros(shape, dtype=self.compute_dtype) for _ in range(2)]

@@ -1,0 +1,397 @@
+"""FAConvLSTM2D: a drop-in replacement for ``keras.layers.ConvLSTM2D``."""
+
+from __future__ import annotations
+
+from keras import (
+    Variable,
+    activations,
+    backend,
+    constraints,
+    initializers,
+    name_scope,
+    ops,
+    regularizers,
+    saving,
+    tree,
+)
+from keras.layers import RNN
+
+# The per-backend recurrence loop and the conv shape rule that keras.layers.ConvLSTM2D uses.
+from keras.src.backend import rnn as backend_rnn
+from keras.src.ops.operation_utils import compute_conv_output_shape
+
+from faconvlstm.layers import arguments
+from faconvlstm.layers.attention import attention_steps
+from faconvlstm.layers.cell import FAConvLSTM2DCell
+
+INPUT_RANK = 5
+
+
+@saving.register_keras_serializable(package="faconvlstm")
+class FAConvLSTM2D(RNN):
+    """Factorized-Attention ConvLSTM, a drop-in for ``keras.layers.ConvLSTM2D``.
+
+    Same constructor arguments, input/output shapes and states as ConvLSTM2D; the gates are
+    factorized through a ``bottleneck`` of ``r`` channels (1x1 projections, a shared
+    multi-scale depthwise mixing, squeeze-and-excitation, a 1x1 expansion to the four gates),
+    with peepholes and axial spatial attention every ``attention_every`` steps and on the
+    last one. See ``docs/layer.md`` for the equations and the cost.
+
+    Input ``(B, T, H, W, C)`` (channels_last) or ``(B, T, C, H, W)`` (channels_first).
+    Output ``(B, [T,] H', W', F)`` (or channels_first), with ``H', W'`` the grid after
+    ``strides``/``padding``/``dilation_rate``; with ``return_state`` also ``h`` and ``c``.
+
+    Differences from ConvLSTM2D, all documented in ``docs/layer.md``:
+    ``kernel_*`` apply to the input path and the expansion, ``recurrent_*`` to the recurrent
+    projection and the spatial mixing; ``dropout`` is one time-constant mask on the
+    projected input and ``recurrent_dropout`` one on ``h`` (not four per-gate masks); the
+    spatial size may be unknown until call time (except with ``stateful=True``); the
+    stateful state variables (``layer.states``) are kept channels_last.
+
+    Args beyond ConvLSTM2D's:
+        bottleneck: width ``r`` of the factorized gates; default ``max(8, filters // 4)``.
+        multiscale_dilations: dilations of the depthwise mixing branches; ``(1,)`` is a
+            single-scale mixing.
+        squeeze_excitation: whether to recalibrate the bottleneck channels.
+        squeeze_ratio: squeeze width is ``max(1, bottleneck // squeeze_ratio)``.
+        peephole: whether the gates see the cell state.
+        attention_every: axial attention runs on processing steps ``t`` with
+            ``(t + 1) % attention_every == 0`` and on the last step; 0 switches it off.
+        attention_dim: width ``d_a`` of queries, keys and values; default
+            ``max(4, bottleneck // 2)``.
+        attention_heads: number of heads; must divide ``attention_dim``.
+        attention_chunk: rows (columns) attended at once; default: as many as keep one
+            chunk under 2**25 scores.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        bottleneck=None,
+        multiscale_dilations=(1, 2, 4),
+        squeeze_excitation=True,
+        squeeze_ratio=4,
+        peephole=True,
+        attention_every=4,
+        attention_dim=None,
+        attention_heads=2,
+        attention_chunk=None,
+        **kwargs,
+    ):
+        filters = arguments.positive_int(filters, "filters")
+        strides = arguments.positive_pair(strides, "strides")
+        dilation_rate = arguments.positive_pair(dilation_rate, "dilation_rate")
+        arguments.check_strides_and_dilation(strides, dilation_rate)
+        bottleneck = arguments.positive_int(bottleneck, "bottleneck", allow_none=True)
+        bottleneck = bottleneck or max(8, filters // 4)
+        attention_dim = arguments.positive_int(attention_dim, "attention_dim", allow_none=True)
+        attention_dim = attention_dim or max(4, bottleneck // 2)
+        attention_heads = arguments.positive_int(attention_heads, "attention_heads")
+        arguments.check_heads(attention_dim, attention_heads)
+        data_format = arguments.data_format_name(data_format, backend.image_data_format())
+        cell = FAConvLSTM2DCell(
+            filters=filters,
+            kernel_size=arguments.positive_pair(kernel_size, "kernel_size"),
+            strides=strides,
+            padding=arguments.padding_mode(padding),
+            dilation_rate=dilation_rate,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            unit_forget_bias=unit_forget_bias,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=arguments.rate(dropout, "dropout"),
+            recurrent_dropout=arguments.rate(recurrent_dropout, "recurrent_dropout"),
+            seed=seed,
+            bottleneck=bottleneck,
+            multiscale_dilations=arguments.dilation_tuple(
+                multiscale_dilations, "multiscale_dilations"
+            ),
+            squeeze_excitation=bool(squeeze_excitation),
+            squeeze_ratio=arguments.positive_int(squeeze_ratio, "squeeze_ratio"),
+            peephole=bool(peephole),
+            attention_every=arguments.non_negative_int(attention_every, "attention_every"),
+            attention_dim=attention_dim,
+            attention_heads=attention_heads,
+            attention_chunk=arguments.positive_int(
+                attention_chunk, "attention_chunk", allow_none=True
+            ),
+            name="fa_conv_lstm_cell",
+            dtype=kwargs.get("dtype"),
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
+        self.data_format = data_format
+
+    # ----------------------------------------------------------------------------- layout
+    @property
+    def _channels_first(self) -> bool:
+        return self.data_format == "channels_first"
+
+    def _to_channels_last(self, tensor, time_axis: bool):
+        """Move the channel axis of a user-layout tensor last (no-op for channels_last)."""
+        if not self._channels_first:
+            return tensor
+        return ops.transpose(tensor, (0, 1, 3, 4, 2) if time_axis else (0, 2, 3, 1))
+
+    def _to_user_layout(self, tensor, time_axis: bool):
+        """Inverse of :meth:`_to_channels_last`."""
+        if not self._channels_first:
+            return tensor
+        return ops.transpose(tensor, (0, 1, 4, 2, 3) if time_axis else (0, 3, 1, 2))
+
+    def _channels_last_shape(self, shape) -> tuple:
+        """A user-layout input shape ``(B, T, ...)`` as ``(B, T, H, W, C)``."""
+        shape = tuple(shape)
+        if self._channels_first:
+            return (shape[0], shape[1], shape[3], shape[4], shape[2])
+        return shape
+
+    def _output_grid(self, height, width) -> tuple:
+        """``(H', W')`` after the input path; None where the input size is unknown."""
+        grid = compute_conv_output_shape(
+            (None, height, width, 1),
+            1,
+            self.cell.kernel_size,
+            strides=self.cell.strides,
+            padding=self.cell.padding,
+            data_format="channels_last",
+            dilation_rate=self.cell.dilation_rate,
+        )
+        return tuple(grid[1:3])
+
+    # ----------------------------------------------------------------------------- build
+    def _check_input_shape(self, shape) -> None:
+        if len(shape) != INPUT_RANK:
+            layout = "(batch, time, channels, rows, cols)" if self._channels_first else (
+                "(batch, time, rows, cols, channels)"
+            )
+            raise ValueError(
+                f"{self.__class__.__name__} expects a 5D input {layout} "
+                f"({self.data_format}); received an input of rank {len(shape)} with "
+                f"shape {tuple(shape)}."
+            )
+        batch, steps, height, width, channels = self._channels_last_shape(shape)
+        if channels is None:
+            raise ValueError(
+                f"The channel axis of the input to {self.__class__.__name__} must be known; "
+                f"received shape {tuple(shape)} ({self.data_format})."
+            )
+        built_channels = getattr(self.cell, "input_channels", None)
+        if built_channels is not None and channels != built_channels:
+            raise ValueError(
+                f"{self.__class__.__name__} was built for inputs with {built_channels} "
+                f"channels; received {channels} channels (shape {tuple(shape)}, "
+                f"{self.data_format})."
+            )
+        grid = self._output_grid(height, width)
+        if any(size is not None and size < 1 for size in grid):
+            raise ValueError(
+                f"The input grid {height}x{width} is too small for kernel_size="
+                f"{self.cell.kernel_size}, dilation_rate={self.cell.dilation_rate} and "
+                f"padding='{self.cell.padding}': the output grid would be {grid}."
+            )
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        self._check_input_shape(sequences_shape)
+        batch, _, height, width, channels = self._channels_last_shape(sequences_shape)
+        if not self.cell.built:
+            self.cell.build((batch, height, width, channels))
+            self.cell.input_channels = channels
+        if self.stateful:
+            self._build_state_variables(batch, self._output_grid(height, width))
+
+    def _build_state_variables(self, batch, grid) -> None:
+        """Stateful layers keep ``[h, c]`` in variables, which need a static shape."""
+        if batch is None or None in grid:
+            raise ValueError(
+                "`stateful=True` needs a static batch size and grid; declare them with "
+                "keras.Input(batch_shape=(batch, time, rows, cols, channels)). Received "
+                f"batch={batch} and an output grid of {grid}."
+            )
+        if self.states is not None:
+            self.reset_state()
+            return
+        with name_scope(self.name, caller=self):
+            self.states = [
+                Variable(
+                    value, trainable=False, dtype=self.variable_dtype, name="rnn_state"
+                )
+                for value in self.cell.get_initial_state(batch, grid)
+            ]
+        self._expected_batch_size = batch
+
+    # ----------------------------------------------------------------------------- call
+    def _check_mask(self, mask, sequences) -> None:
+        if mask is None:
+            return
+        if len(mask.shape) != 2:
+            raise ValueError(
+                f"{self.__class__.__name__} takes a (batch, time) timestep mask; received a "
+                f"mask of shape {tuple(mask.shape)}. Missing grid cells are not a Keras mask: "
+                "fill them and pass a validity channel instead."
+            )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        self._check_input_shape(sequences.shape)
+        self._check_mask(mask, sequences)
+        frames = self._to_channels_last(sequences, time_axis=True)
+        projected = self.cell.project_inputs(frames)
+        if initial_state is not None:
+            initial_state = [
+                self._to_channels_last(state, time_axis=False)
+                for state in tree.flatten(initial_state)
+            ]
+        elif not self.stateful:
+            batch, _, height, width, _ = ops.shape(projected)
+            initial_state = self.cell.get_initial_state(batch, (height, width))
+        result = super().call(
+            projected, initial_state=initial_state, mask=mask, training=training
+        )
+        if not self.return_state:
+            return self._to_user_layout(result, time_axis=self.return_sequences)
+        output, *states = result
+        return (
+            self._to_user_layout(output, time_axis=self.return_sequences),
+            *(self._to_user_layout(state, time_axis=False) for state in states),
+        )
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        """``keras.layers.RNN.inner_loop`` with each step told whether attention runs."""
+        batch, steps = ops.shape(sequences)[:2]
+        schedule = attention_steps(steps, self.cell.attention_every)
+        if self.go_backwards:
+            schedule = schedule[::-1]
+        attend = ops.broadcast_to(
+            ops.convert_to_tensor([schedule], dtype=self.cell.compute_dtype), (batch, steps)
+        )
+
+        def step(inputs, states):
+            if backend.backend() == "torch" and self.stateful:
+                states = tree.map_structure(ops.copy, states)
+            output, new_states = self.cell(inputs, states, training=training)
+            return output, new_states
+
+        return backend_rnn(
+            step,
+            (sequences, attend),
+            list(initial_state),
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=steps,
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+
+    # ----------------------------------------------------------------------------- shapes
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, steps, height, width, _ = self._channels_last_shape(sequences_shape)
+        grid = self._output_grid(height, width)
+        if self._channels_first:
+            state_shape = (batch, self.cell.filters, *grid)
+        else:
+            state_shape = (batch, *grid, self.cell.filters)
+        output_shape = (
+            (state_shape[0], steps, *state_shape[1:]) if self.return_sequences else state_shape
+        )
+        if self.return_state:
+            return output_shape, state_shape, state_shape
+        return output_shape
+
+    def compute_mask(self, _, mask):
+        mask = tree.flatten(mask)[0] if mask is not None else None
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask, None, None]
+        return output_mask
+
+    # ----------------------------------------------------------------------------- config
+    def get_config(self):
+        cell = self.cell
+        config = {
+            "filters": cell.filters,
+            "kernel_size": cell.kernel_size,
+            "strides": cell.strides,
+            "padding": cell.padding,
+            "data_format": self.data_format,
+            "dilation_rate": cell.dilation_rate,
+            "activation": activations.serialize(cell.activation),
+            "recurrent_activation": activations.serialize(cell.recurrent_activation),
+            "use_bias": cell.use_bias,
+            "kernel_initializer": initializers.serialize(cell.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(cell.recurrent_initializer),
+            "bias_initializer": initializers.serialize(cell.bias_initializer),
+            "unit_forget_bias": cell.unit_forget_bias,
+            "kernel_regularizer": regularizers.serialize(cell.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(cell.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(cell.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": constraints.serialize(cell.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(cell.recurrent_constraint),
+            "bias_constraint": constraints.serialize(cell.bias_constraint),
+            "dropout": cell.dropout,
+            "recurrent_dropout": cell.recurrent_dropout,
+            "seed": cell.seed,
+            "bottleneck": cell.bottleneck,
+            "multiscale_dilations": cell.multiscale_dilations,
+            "squeeze_excitation": cell.squeeze_excitation,
+            "squeeze_ratio": cell.squeeze_ratio,
+            "peephole": cell.peephole,
+            "attention_every": cell.attention_every,
+            "attention_dim": cell.attention_dim,
+            "attention_heads": cell.attention_heads,
+            "attention_chunk": cell.attention_chunk,
+        }
+        base_config = super().get_config()
+        del base_config["cell"]
+        return {**base_config, **config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,159 @@
+"""Factorized gates: the 1x1-bottleneck input path and the expansion to peephole LSTM gates.
+
+All tensors are channels_last. ``r`` is the bottleneck width, ``F`` the number of filters.
+"""
+
+from __future__ import annotations
+
+from keras import constraints, initializers, layers, ops, regularizers
+
+
+class InputProjection(layers.Layer):
+    """P_x then a strided depthwise convolution, applied to every timestep at once.
+
+    ``(B, T, H, W, C) -> (B, T, H', W', r)``: a 1x1 convolution ``C -> r`` (a matmul over
+    channels) followed by a depthwise ``kernel_size`` convolution carrying the layer's
+    ``strides``, ``padding`` and ``dilation_rate``, so the recurrence runs on ``H' x W'``.
+    """
+
+    def __init__(
+        self,
+        bottleneck: int,
+        kernel_size: tuple[int, int],
+        strides: tuple[int, int],
+        padding: str,
+        dilation_rate: tuple[int, int],
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        kernel_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.bottleneck = bottleneck
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.dilation_rate = dilation_rate
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+
+    def build(self, input_shape):
+        weight_options = dict(
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.projection = self.add_weight(
+            shape=(input_shape[-1], self.bottleneck), name="projection", **weight_options
+        )
+        self.depthwise_kernel = self.add_weight(
+            shape=(*self.kernel_size, self.bottleneck, 1), name="depthwise_kernel", **weight_options
+        )
+
+    def call(self, sequences):
+        batch, steps, height, width, _ = ops.shape(sequences)
+        frames = ops.reshape(sequences, (-1, height, width, ops.shape(sequences)[-1]))
+        frames = ops.depthwise_conv(
+            ops.matmul(frames, self.projection),
+            self.depthwise_kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format="channels_last",
+            dilation_rate=self.dilation_rate,
+        )
+        out_height, out_width = ops.shape(frames)[1:3]
+        return ops.reshape(frames, (batch, steps, out_height, out_width, self.bottleneck))
+
+
+class PeepholeGates(layers.Layer):
+    """Expansion ``E u + b`` (1x1, ``r -> 4F``) and the peephole LSTM update.
+
+    Gate order is Keras' (i, f, c, o). With peepholes (Shi et al. 2015, eq. 3) the input and
+    forget gates see ``c_{t-1}`` and the output gate sees ``c_t``, through per-channel weights
+    of shape ``(3, F)`` (rows i, f, o) that broadcast over the grid.
+    Call: ``(u (B, H, W, r), c_prev (B, H, W, F)) -> (h, c)``, both ``(B, H, W, F)``.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        activation,
+        recurrent_activation,
+        use_bias: bool = True,
+        unit_forget_bias: bool = True,
+        peephole: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.activation = activation
+        self.recurrent_activation = recurrent_activation
+        self.use_bias = use_bias
+        self.unit_forget_bias = unit_forget_bias
+        self.peephole = peephole
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def build(self, input_shape):
+        self.expansion = self.add_weight(
+            shape=(input_shape[-1], 4 * self.filters),
+            name="expansion",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(4 * self.filters,),
+                name="bias",
+                initializer=self._gate_bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        self.peephole_kernel = None
+        if self.peephole:
+            self.peephole_kernel = self.add_weight(
+                shape=(3, self.filters), name="peephole_kernel", initializer="zeros"
+            )
+
+    def _gate_bias_initializer(self, shape, dtype=None):
+        """The bias initializer, with ones on the forget gate when ``unit_forget_bias``."""
+        if not self.unit_forget_bias:
+            return self.bias_initializer(shape, dtype=dtype)
+        quarter = (self.filters,)
+        return ops.concatenate(
+            [
+                self.bias_initializer(quarter, dtype=dtype),
+                ops.ones(quarter, dtype=dtype),
+                self.bias_initializer((2 * self.filters,), dtype=dtype),
+            ]
+        )
+
+    def call(self, u, c_prev):
+        z = ops.matmul(u, self.expansion)
+        if self.bias is not None:
+            z = z + self.bias
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        if self.peephole_kernel is not None:
+            peep_i, peep_f, peep_o = (self.peephole_kernel[row] for row in range(3))
+            z_i = z_i + peep_i * c_prev
+            z_f = z_f + peep_f * c_prev
+        i = self.recurrent_activation(z_i)
+        f = self.recurrent_activation(z_f)
+        c = f * c_prev + i * self.activation(z_c)
+        if self.peephole_kernel is not None:
+            z_o = z_o + peep_o * c
+        h = self.recurrent_activation(z_o) * self.activation(c)
+        return h, c
