@@ -16,9 +16,8 @@ from keras import (
 )
 from keras.layers import RNN
 
-# The per-backend recurrence loop and the conv shape rule that keras.layers.ConvLSTM2D uses.
+# The per-backend recurrence loop that keras.layers.RNN drives.
 from keras.src.backend import rnn as backend_rnn
-from keras.src.ops.operation_utils import compute_conv_output_shape
 
 from faconvlstm.layers import arguments
 from faconvlstm.layers.attention import attention_steps
@@ -193,17 +192,17 @@ class FAConvLSTM2D(RNN):
         return shape
 
     def _output_grid(self, height, width) -> tuple:
-        """``(H', W')`` after the input path; None where the input size is unknown."""
-        grid = compute_conv_output_shape(
-            (None, height, width, 1),
-            1,
-            self.cell.kernel_size,
-            strides=self.cell.strides,
-            padding=self.cell.padding,
-            data_format="channels_last",
-            dilation_rate=self.cell.dilation_rate,
+        """``(H', W')`` after the input path (Keras' conv rule); None where a size is unknown."""
+        cell = self.cell
+        return tuple(
+            None if size is None else (
+                -(-size // stride) if cell.padding == "same"
+                else (size - (kernel - 1) * dilation - 1) // stride + 1
+            )
+            for size, kernel, stride, dilation in zip(
+                (height, width), cell.kernel_size, cell.strides, cell.dilation_rate
+            )
         )
-        return tuple(grid[1:3])
 
     # ----------------------------------------------------------------------------- build
     def _check_input_shape(self, shape) -> None:
@@ -310,6 +309,9 @@ class FAConvLSTM2D(RNN):
         attend = ops.broadcast_to(
             ops.convert_to_tensor([schedule], dtype=self.cell.compute_dtype), (batch, steps)
         )
+        if mask is not None:
+            # (B, T) -> (B, T, 1, 1, 1): each step's mask broadcasts over the grid and filters.
+            mask = ops.reshape(ops.cast(mask, "bool"), (batch, steps, 1, 1, 1))
 
         def step(inputs, states):
             if backend.backend() == "torch" and self.stateful:

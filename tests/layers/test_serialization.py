@@ -1,0 +1,97 @@
+"""get_config round trip, .keras save/load, and loading on another backend."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from faconvlstm import FAConvLSTM2D
+
+NON_DEFAULT = dict(
+    filters=5, kernel_size=(3, 2), strides=(2, 1), padding="same", data_format="channels_last",
+    dilation_rate=(1, 1), activation="relu", recurrent_activation="hard_sigmoid", use_bias=False,
+    kernel_initializer="he_normal", recurrent_initializer="glorot_normal",
+    bias_initializer="ones", unit_forget_bias=False, kernel_regularizer="l2",
+    recurrent_regularizer="l1", bias_regularizer="l1", activity_regularizer="l2",
+    kernel_constraint="non_neg", recurrent_constraint="unit_norm", bias_constraint="max_norm",
+    dropout=0.1, recurrent_dropout=0.2, seed=7, return_sequences=True, return_state=True,
+    go_backwards=True, stateful=False, unroll=True, zero_output_for_mask=True, bottleneck=6,
+    multiscale_dilations=(1, 3), squeeze_excitation=False, squeeze_ratio=2, peephole=False,
+    attention_every=3, attention_dim=6, attention_heads=3, attention_chunk=5,
+)
+
+
+def test_config_round_trips_every_argument():
+    layer = FAConvLSTM2D(**NON_DEFAULT)
+    config = layer.get_config()
+    assert set(NON_DEFAULT) <= set(config)
+    rebuilt = FAConvLSTM2D.from_config(config)
+    assert rebuilt.get_config() == config
+    for key, expected in NON_DEFAULT.items():
+        if isinstance(config[key], dict):  # a serialized initializer, regularizer...
+            assert config[key]["class_name"].lower().replace("_", "") in {
+                "l2", "l1", "henormal", "glorotnormal", "ones", "nonneg", "unitnorm", "maxnorm"
+            }, key
+        else:
+            assert config[key] == expected, key
+
+
+def test_config_accepts_every_convlstm2d_argument():
+    """Every key ConvLSTM2D's get_config emits is a valid FAConvLSTM2D argument."""
+    keras_config = keras.layers.ConvLSTM2D(4, 3, unroll=True).get_config()
+    layer = FAConvLSTM2D.from_config(keras_config)
+    assert layer.cell.filters == 4 and layer.unroll is True
+
+
+def build_model(rng):
+    inputs = keras.Input((3, 7, 6, 2))
+    outputs = FAConvLSTM2D(4, 3, padding="same", attention_every=2, bottleneck=4)(inputs)
+    model = keras.Model(inputs, outputs)
+    for weight in model.weights:
+        weight.assign(rng.normal(0, 0.3, weight.shape).astype("float32"))
+    return model
+
+
+def test_keras_file_round_trip_gives_identical_outputs(rng, tmp_path):
+    model = build_model(rng)
+    x = rng.normal(size=(2, 3, 7, 6, 2)).astype("float32")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.layers[1], FAConvLSTM2D)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+LOAD_ON_OTHER_BACKEND = """
+import json, sys
+import numpy as np
+import faconvlstm, keras
+model = keras.models.load_model(sys.argv[1])
+x = np.load(sys.argv[2])
+print(json.dumps({"backend": faconvlstm.backend(),
+                  "output": model.predict(x, verbose=0).tolist()}))
+"""
+
+
+def test_keras_file_saved_on_one_backend_loads_on_another(rng, tmp_path):
+    other = {"torch": "jax", "jax": "torch"}.get(keras.backend.backend())
+    if other is None:
+        pytest.skip("cross-backend loading is tested from the torch and jax runs")
+    model = build_model(rng)
+    x = rng.normal(size=(2, 3, 7, 6, 2)).astype("float32")
+    model.save(tmp_path / "model.keras")
+    np.save(tmp_path / "x.npy", x)
+    env = {**os.environ, "KERAS_BACKEND": other}
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_ON_OTHER_BACKEND, str(tmp_path / "model.keras"),
+         str(tmp_path / "x.npy")],
+        capture_output=True, text=True, env=env, timeout=300, check=True,
+    )
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["backend"] == other
+    np.testing.assert_allclose(np.array(loaded["output"]), model.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-5)
