@@ -1,10 +1,12 @@
 """faconvlstm: Factorized-Attention ConvLSTM layers and pipelines for gridded climate data."""
 
-from faconvlstm.backends import backend, choose_default_backend
+from faconvlstm.backends import backend, choose_default_backend, warn_if_slow_backend
 
 choose_default_backend()
 
 from faconvlstm.layers import FAConvLSTM2D, FAConvLSTM2DCell  # noqa: E402
+
+warn_if_slow_backend()
 
 __all__ = ["FAConvLSTM2D", "FAConvLSTM2DCell", "backend"]
 __version__ = "0.1.0"
