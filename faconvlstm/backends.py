@@ -22,28 +22,37 @@ PREFERRED_BACKENDS = ("torch", "jax", "tensorflow")
 SLOW_CPU_BACKENDS = ("jax",)
 
 
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
 def _configured_backend() -> str | None:
-    """The backend named by ``KERAS_BACKEND`` or the Keras config file, if any."""
+    """The backend named by ``KERAS_BACKEND`` or by the Keras config file, if any.
+
+    Keras writes ``"tensorflow"`` into a new ``keras.json`` whenever it is first imported
+    without ``KERAS_BACKEND``; a file naming a backend that is not installed is therefore
+    not taken as a choice.
+    """
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    config_file = keras_home / "keras.json"
     try:
-        return json.loads(config_file.read_text()).get("backend")
+        named = json.loads((keras_home / "keras.json").read_text()).get("backend")
     except (OSError, ValueError, AttributeError):
         return None
+    return named if named and _installed(named) else None
 
 
 def choose_default_backend() -> str | None:
     """Set ``KERAS_BACKEND`` to the fastest installed backend if nothing chose one yet.
 
     Returns the backend set, or None when Keras is already imported or the user configured
-    a backend (then Keras' own choice stands).
+    an installed backend (then Keras' own choice stands).
     """
     if "keras" in sys.modules or _configured_backend():
         return None
     for name in PREFERRED_BACKENDS:
-        if importlib.util.find_spec(name) is not None:
+        if _installed(name):
             os.environ["KERAS_BACKEND"] = name
             return name
     return None

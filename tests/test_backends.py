@@ -37,6 +37,14 @@ def test_keras_config_file_wins(tmp_path):
     assert run_fresh({}, tmp_path) == "jax"
 
 
+def test_keras_config_naming_a_missing_backend_is_not_a_choice(tmp_path):
+    """Keras writes "tensorflow" into a new keras.json; without TensorFlow that is no choice."""
+    home = tmp_path / "keras_home"
+    home.mkdir()
+    (home / "keras.json").write_text(json.dumps({"backend": "not_an_installed_backend"}))
+    assert run_fresh({}, tmp_path) == "torch"
+
+
 def test_choose_default_backend_does_nothing_once_keras_is_imported(monkeypatch):
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     assert "keras" in sys.modules
