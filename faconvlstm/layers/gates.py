@@ -5,7 +5,17 @@ All tensors are channels_last. ``r`` is the bottleneck width, ``F`` the number o
 
 from __future__ import annotations
 
-from keras import constraints, initializers, layers, ops, regularizers
+from keras import activations, backend, constraints, initializers, layers, ops, regularizers
+
+
+def tanh_via_sigmoid(x):
+    """``tanh(x) = 2 sigmoid(2x) - 1``: several times faster than PyTorch's CPU tanh."""
+    return 2.0 * ops.sigmoid(2.0 * x) - 1.0
+
+
+def fast_equivalent(activation):
+    """The activation itself, or a faster identical formula for it."""
+    return tanh_via_sigmoid if activation is activations.tanh else activation
 
 
 class InputProjection(layers.Layer):
@@ -69,7 +79,9 @@ class InputProjection(layers.Layer):
 class PeepholeGates(layers.Layer):
     """Expansion ``E u + b`` (1x1, ``r -> 4F``) and the peephole LSTM update.
 
-    Gate order is Keras' (i, f, c, o). With peepholes (Shi et al. 2015, eq. 3) the input and
+    Gate order is Keras' (i, f, c, o); each gate is its own matmul with a column block of
+    ``E``, so the gate tensors are contiguous and no split or concatenation of the
+    ``(B, H, W, 4F)`` pre-activations is needed forward or backward. With peepholes (Shi et al. 2015, eq. 3) the input and
     forget gates see ``c_{t-1}`` and the output gate sees ``c_t``, through per-channel weights
     of shape ``(3, F)`` (rows i, f, o) that broadcast over the grid.
     Call: ``(u (B, H, W, r), c_prev (B, H, W, F)) -> (h, c)``, both ``(B, H, W, F)``.
@@ -93,7 +105,7 @@ class PeepholeGates(layers.Layer):
     ):
         super().__init__(**kwargs)
         self.filters = filters
-        self.activation = activation
+        self.activation = fast_equivalent(activation)
         self.recurrent_activation = recurrent_activation
         self.use_bias = use_bias
         self.unit_forget_bias = unit_forget_bias
@@ -141,11 +153,34 @@ class PeepholeGates(layers.Layer):
             ]
         )
 
+    def _gate_inputs(self, u, gate: int):
+        """``u E_gate + b_gate`` for gate 0..3 (i, f, c, o): ``(B, H, W, F)``."""
+        block = slice(gate * self.filters, (gate + 1) * self.filters)
+        z = ops.matmul(u, self.expansion[:, block])
+        return z if self.bias is None else z + self.bias[block]
+
+    @property
+    def uses_torch_kernel(self) -> bool:
+        """Whether the fused PyTorch kernel computes this update (same math, faster)."""
+        return (
+            backend.backend() == "torch"
+            and self.compute_dtype == "float32"
+            and self.activation is tanh_via_sigmoid
+            and self.recurrent_activation is activations.sigmoid
+        )
+
     def call(self, u, c_prev):
-        z = ops.matmul(u, self.expansion)
-        if self.bias is not None:
-            z = z + self.bias
-        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        if self.uses_torch_kernel:
+            from faconvlstm.layers.torch_kernels import peephole_lstm_update
+
+            return peephole_lstm_update(
+                u,
+                self.expansion.value,
+                None if self.bias is None else self.bias.value,
+                None if self.peephole_kernel is None else self.peephole_kernel.value,
+                c_prev,
+            )
+        z_i, z_f, z_c, z_o = (self._gate_inputs(u, gate) for gate in range(4))
         if self.peephole_kernel is not None:
             peep_i, peep_f, peep_o = (self.peephole_kernel[row] for row in range(3))
             z_i = z_i + peep_i * c_prev

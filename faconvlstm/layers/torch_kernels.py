@@ -1,0 +1,96 @@
+"""A fused PyTorch kernel for the peephole LSTM update, used on the torch backend.
+
+The generic ``keras.ops`` version of :class:`~faconvlstm.layers.gates.PeepholeGates`
+allocates a new ``(B, H, W, F)`` tensor for every elementwise operation forward and
+backward; on CPU those passes over memory, not arithmetic, bound the layer. This autograd
+function computes the four gate pre-activations with ``addmm`` (bias fused), updates them in
+place, and hand-writes the backward pass: about 2.5x faster forward and 1.4x faster forward +
+backward than autograd on the same operations (see BENCHMARKS.md). It implements exactly the
+default activations (sigmoid gates, tanh cell); ``tests/layers/test_torch_kernels.py``
+checks values and gradients against the generic path.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _tanh_(x: torch.Tensor) -> torch.Tensor:
+    """In-place ``tanh(x) = 2 sigmoid(2x) - 1`` (PyTorch's CPU tanh is several times slower)."""
+    return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+
+
+def _gate_blocks(filters: int) -> list[slice]:
+    return [slice(gate * filters, (gate + 1) * filters) for gate in range(4)]
+
+
+class PeepholeLSTMUpdate(torch.autograd.Function):
+    """``(u (..., r), E (r, 4F), b (4F,) | None, P (3, F) | None, c_prev (..., F)) -> (h, c)``."""
+
+    @staticmethod
+    def forward(ctx, u, expansion, bias, peephole, c_prev):
+        filters = c_prev.shape[-1]
+        flat_u = u.reshape(-1, u.shape[-1])
+        flat_c = c_prev.reshape(-1, filters)
+        blocks = _gate_blocks(filters)
+
+        def pre_activation(gate: int) -> torch.Tensor:
+            weight = expansion[:, blocks[gate]]
+            if bias is None:
+                return flat_u @ weight
+            return torch.addmm(bias[blocks[gate]], flat_u, weight)
+
+        i, f = pre_activation(0), pre_activation(1)
+        if peephole is not None:
+            i.addcmul_(flat_c, peephole[0])
+            f.addcmul_(flat_c, peephole[1])
+        i.sigmoid_()
+        f.sigmoid_()
+        g = _tanh_(pre_activation(2))
+        c = torch.addcmul(f * flat_c, i, g)
+        o = pre_activation(3)
+        if peephole is not None:
+            o.addcmul_(c, peephole[2])
+        o.sigmoid_()
+        tanh_c = _tanh_(c.clone())
+        h = o * tanh_c
+        ctx.save_for_backward(flat_u, expansion, peephole, flat_c, i, f, g, o, c, tanh_c)
+        ctx.has_bias = bias is not None
+        ctx.shapes = (u.shape, c_prev.shape)
+        return h.view(c_prev.shape), c.view(c_prev.shape)
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_c):
+        flat_u, expansion, peephole, flat_c, i, f, g, o, c, tanh_c = ctx.saved_tensors
+        u_shape, c_shape = ctx.shapes
+        filters = flat_c.shape[-1]
+        grad_h = grad_h.reshape(-1, filters)
+        d_o = (grad_h * tanh_c).mul_(o).mul_(1.0 - o)
+        d_c = (grad_h * o).mul_(1.0 - tanh_c * tanh_c)
+        if grad_c is not None:
+            d_c.add_(grad_c.reshape(-1, filters))
+        if peephole is not None:
+            d_c.addcmul_(d_o, peephole[2])
+        d_i = (d_c * g).mul_(i).mul_(1.0 - i)
+        d_f = (d_c * flat_c).mul_(f).mul_(1.0 - f)
+        d_g = (d_c * i).mul_(1.0 - g * g)
+        d_c_prev = d_c.mul_(f)
+        d_peephole = None
+        if peephole is not None:
+            d_c_prev.addcmul_(d_i, peephole[0]).addcmul_(d_f, peephole[1])
+            d_peephole = torch.stack(
+                [(d_i * flat_c).sum(0), (d_f * flat_c).sum(0), (d_o * c).sum(0)]
+            )
+        d_gates = (d_i, d_f, d_g, d_o)
+        blocks = _gate_blocks(filters)
+        d_u = d_gates[0] @ expansion[:, blocks[0]].T
+        for gate in range(1, 4):
+            d_u.addmm_(d_gates[gate], expansion[:, blocks[gate]].T)
+        d_expansion = torch.cat([flat_u.T @ d_gate for d_gate in d_gates], dim=1)
+        d_bias = torch.cat([d_gate.sum(0) for d_gate in d_gates]) if ctx.has_bias else None
+        return d_u.view(u_shape), d_expansion, d_bias, d_peephole, d_c_prev.view(c_shape)
+
+
+def peephole_lstm_update(u, expansion, bias, peephole, c_prev):
+    """Fused ``(h, c)`` of the peephole LSTM with sigmoid gates and tanh activations."""
+    return PeepholeLSTMUpdate.apply(u, expansion, bias, peephole, c_prev)

@@ -1,0 +1,50 @@
+"""The fused PyTorch peephole-LSTM kernel equals the generic keras.ops computation."""
+
+import keras
+import numpy as np
+import pytest
+
+from faconvlstm.layers.gates import PeepholeGates
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "torch",
+                                reason="the fused kernel runs on the torch backend only")
+
+
+@pytest.mark.parametrize("peephole,use_bias", [(True, True), (False, False)])
+def test_fused_update_matches_generic_values_and_gradients(rng, peephole, use_bias):
+    import torch
+
+    gates = PeepholeGates(5, keras.activations.tanh, keras.activations.sigmoid,
+                          peephole=peephole, use_bias=use_bias)
+    gates.build((None, None, None, 3))
+    for weight in gates.weights:
+        weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
+    assert gates.uses_torch_kernel
+    u = torch.tensor(rng.normal(size=(2, 4, 6, 3)), dtype=torch.float32, requires_grad=True)
+    c_prev = torch.tensor(rng.normal(size=(2, 4, 6, 5)), dtype=torch.float32, requires_grad=True)
+    upstream_h, upstream_c = (torch.tensor(rng.normal(size=(2, 4, 6, 5)), dtype=torch.float32)
+                              for _ in range(2))
+
+    def values_and_gradients(fused: bool):
+        generic = PeepholeGates.uses_torch_kernel
+        if not fused:
+            PeepholeGates.uses_torch_kernel = property(lambda self: False)
+        try:
+            h, c = gates(u, c_prev)
+        finally:
+            PeepholeGates.uses_torch_kernel = generic
+        loss = (h * upstream_h).sum() + (c * upstream_c).sum()
+        inputs = [u, c_prev] + [w.value for w in gates.trainable_weights]
+        return [h, c], torch.autograd.grad(loss, inputs)
+
+    fused_values, fused_grads = values_and_gradients(fused=True)
+    generic_values, generic_grads = values_and_gradients(fused=False)
+    for fused, generic in zip(fused_values + list(fused_grads),
+                              generic_values + list(generic_grads)):
+        np.testing.assert_allclose(fused.detach().numpy(), generic.detach().numpy(),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_other_activations_use_the_generic_path():
+    gates = PeepholeGates(4, keras.activations.relu, keras.activations.sigmoid)
+    assert not gates.uses_torch_kernel
