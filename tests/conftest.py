@@ -1,10 +1,10 @@
 """Test-wide settings: the backend comes from KERAS_BACKEND (``.ci/run`` runs jax, then torch)."""
 
-import keras
-import numpy as np
-import pytest
+import faconvlstm  # first: it chooses the backend when KERAS_BACKEND is unset
 
-import faconvlstm
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

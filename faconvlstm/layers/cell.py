@@ -99,8 +99,14 @@ class FAConvLSTM2DCell(Layer, DropoutRNNCell):
         self.attention_chunk = attention_chunk
         self.state_size = -1  # the grid is known only at call time
 
-    def build(self, input_shape):
-        """Create every weight. ``input_shape`` is a channels_last frame ``(B, H, W, C)``."""
+    def build(self, input_shape, state_grid=(None, None)):
+        """Create every weight.
+
+        ``input_shape`` is a channels_last frame ``(B, H, W, C)``; ``state_grid`` is
+        ``(H', W')`` after the input path, None where unknown until call time.
+        """
+        self.input_channels = input_shape[-1]
+        self.state_grid = tuple(state_grid)
         sublayer_options = dict(dtype=self.dtype_policy)
         self.input_path = InputProjection(
             self.bottleneck,
@@ -172,6 +178,7 @@ class FAConvLSTM2DCell(Layer, DropoutRNNCell):
         return self.input_path(sequences)
 
     def call(self, inputs, states, training=False):
+        """One step: ``((x'_t, attend_t), [h, c]) -> (h_t, [h_t, c_t])``."""
         projected, attend = inputs
         h_prev, c_prev = states
         if training and self.dropout > 0:
@@ -188,6 +195,15 @@ class FAConvLSTM2DCell(Layer, DropoutRNNCell):
         return h, [h, c]
 
     def get_initial_state(self, batch_size=None, grid=None):
-        """Zero ``[h, c]`` of shape ``(batch_size, *grid, F)``; ``grid`` is ``(H', W')``."""
+        """Zero ``[h, c]`` of shape ``(batch_size, *grid, F)``.
+
+        ``grid`` is ``(H', W')``; by default the one known at build time.
+        """
+        grid = self.state_grid if grid is None else tuple(grid)
+        if None in grid:
+            raise ValueError(
+                "The grid of this layer's states is only known at call time (the layer was "
+                f"built for a grid of {grid}); pass `grid=(rows, cols)`."
+            )
         shape = (batch_size, *grid, self.filters)
         return [ops.zeros(shape, dtype=self.compute_dtype) for _ in range(2)]

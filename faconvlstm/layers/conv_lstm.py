@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from keras import (
-    Variable,
-    activations,
-    backend,
-    constraints,
-    initializers,
-    name_scope,
-    ops,
-    regularizers,
-    saving,
-    tree,
-)
-from keras.layers import RNN
+from keras import activations, backend, constraints, initializers, ops, regularizers, saving, tree
+from keras.layers import RNN, Layer
 
 # The per-backend recurrence loop that keras.layers.RNN drives.
 from keras.src.backend import rnn as backend_rnn
@@ -24,6 +13,17 @@ from faconvlstm.layers.attention import attention_steps
 from faconvlstm.layers.cell import FAConvLSTM2DCell
 
 INPUT_RANK = 5
+
+#: Hyper-parameters the layer exposes as read-only attributes, as ConvLSTM2D does.
+CELL_ATTRIBUTES = (
+    "filters", "kernel_size", "strides", "padding", "dilation_rate", "activation",
+    "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+    "bias_initializer", "unit_forget_bias", "kernel_regularizer", "recurrent_regularizer",
+    "bias_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint",
+    "dropout", "recurrent_dropout", "seed", "bottleneck", "multiscale_dilations",
+    "squeeze_excitation", "squeeze_ratio", "peephole", "attention_every", "attention_dim",
+    "attention_heads", "attention_chunk",
+)
 
 
 @saving.register_keras_serializable(package="faconvlstm")
@@ -57,7 +57,7 @@ class FAConvLSTM2D(RNN):
         attention_every: axial attention runs on processing steps ``t`` with
             ``(t + 1) % attention_every == 0`` and on the last step; 0 switches it off.
         attention_dim: width ``d_a`` of queries, keys and values; default
-            ``max(4, bottleneck // 2)``.
+            ``max(4, bottleneck // 2)`` rounded up to a multiple of ``attention_heads``.
         attention_heads: number of heads; must divide ``attention_dim``.
         attention_chunk: rows (columns) attended at once; default: as many as keep one
             chunk under 2**25 scores.
@@ -111,9 +111,10 @@ class FAConvLSTM2D(RNN):
         arguments.check_strides_and_dilation(strides, dilation_rate)
         bottleneck = arguments.positive_int(bottleneck, "bottleneck", allow_none=True)
         bottleneck = bottleneck or max(8, filters // 4)
-        attention_dim = arguments.positive_int(attention_dim, "attention_dim", allow_none=True)
-        attention_dim = attention_dim or max(4, bottleneck // 2)
         attention_heads = arguments.positive_int(attention_heads, "attention_heads")
+        attention_dim = arguments.positive_int(attention_dim, "attention_dim", allow_none=True)
+        if attention_dim is None:
+            attention_dim = -(-max(4, bottleneck // 2) // attention_heads) * attention_heads
         arguments.check_heads(attention_dim, attention_heads)
         data_format = arguments.data_format_name(data_format, backend.image_data_format())
         cell = FAConvLSTM2DCell(
@@ -215,13 +216,13 @@ class FAConvLSTM2D(RNN):
                 f"({self.data_format}); received an input of rank {len(shape)} with "
                 f"shape {tuple(shape)}."
             )
-        batch, steps, height, width, channels = self._channels_last_shape(shape)
+        _, _, height, width, channels = self._channels_last_shape(shape)
         if channels is None:
             raise ValueError(
                 f"The channel axis of the input to {self.__class__.__name__} must be known; "
                 f"received shape {tuple(shape)} ({self.data_format})."
             )
-        built_channels = getattr(self.cell, "input_channels", None)
+        built_channels = getattr(self.cell, "input_channels", None) if self.cell.built else None
         if built_channels is not None and channels != built_channels:
             raise ValueError(
                 f"{self.__class__.__name__} was built for inputs with {built_channels} "
@@ -237,36 +238,22 @@ class FAConvLSTM2D(RNN):
             )
 
     def build(self, sequences_shape, initial_state_shape=None):
+        """Create the cell's weights (and, when stateful, the state variables)."""
         self._check_input_shape(sequences_shape)
         batch, _, height, width, channels = self._channels_last_shape(sequences_shape)
+        grid = self._output_grid(height, width)
         if not self.cell.built:
-            self.cell.build((batch, height, width, channels))
-            self.cell.input_channels = channels
-        if self.stateful:
-            self._build_state_variables(batch, self._output_grid(height, width))
-
-    def _build_state_variables(self, batch, grid) -> None:
-        """Stateful layers keep ``[h, c]`` in variables, which need a static shape."""
-        if batch is None or None in grid:
+            self.cell.build((batch, height, width, channels), state_grid=grid)
+        if self.stateful and (batch is None or None in grid):
             raise ValueError(
                 "`stateful=True` needs a static batch size and grid; declare them with "
                 "keras.Input(batch_shape=(batch, time, rows, cols, channels)). Received "
                 f"batch={batch} and an output grid of {grid}."
             )
-        if self.states is not None:
-            self.reset_state()
-            return
-        with name_scope(self.name, caller=self):
-            self.states = [
-                Variable(
-                    value, trainable=False, dtype=self.variable_dtype, name="rnn_state"
-                )
-                for value in self.cell.get_initial_state(batch, grid)
-            ]
-        self._expected_batch_size = batch
+        super().build(sequences_shape, initial_state_shape)
 
     # ----------------------------------------------------------------------------- call
-    def _check_mask(self, mask, sequences) -> None:
+    def _check_mask(self, mask) -> None:
         if mask is None:
             return
         if len(mask.shape) != 2:
@@ -278,7 +265,7 @@ class FAConvLSTM2D(RNN):
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_input_shape(sequences.shape)
-        self._check_mask(mask, sequences)
+        self._check_mask(mask)
         frames = self._to_channels_last(sequences, time_axis=True)
         projected = self.cell.project_inputs(frames)
         if initial_state is not None:
@@ -355,45 +342,45 @@ class FAConvLSTM2D(RNN):
 
     # ----------------------------------------------------------------------------- config
     def get_config(self):
-        cell = self.cell
-        config = {
-            "filters": cell.filters,
-            "kernel_size": cell.kernel_size,
-            "strides": cell.strides,
-            "padding": cell.padding,
-            "data_format": self.data_format,
-            "dilation_rate": cell.dilation_rate,
-            "activation": activations.serialize(cell.activation),
-            "recurrent_activation": activations.serialize(cell.recurrent_activation),
-            "use_bias": cell.use_bias,
-            "kernel_initializer": initializers.serialize(cell.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(cell.recurrent_initializer),
-            "bias_initializer": initializers.serialize(cell.bias_initializer),
-            "unit_forget_bias": cell.unit_forget_bias,
-            "kernel_regularizer": regularizers.serialize(cell.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(cell.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(cell.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": constraints.serialize(cell.kernel_constraint),
-            "recurrent_constraint": constraints.serialize(cell.recurrent_constraint),
-            "bias_constraint": constraints.serialize(cell.bias_constraint),
-            "dropout": cell.dropout,
-            "recurrent_dropout": cell.recurrent_dropout,
-            "seed": cell.seed,
-            "bottleneck": cell.bottleneck,
-            "multiscale_dilations": cell.multiscale_dilations,
-            "squeeze_excitation": cell.squeeze_excitation,
-            "squeeze_ratio": cell.squeeze_ratio,
-            "peephole": cell.peephole,
-            "attention_every": cell.attention_every,
-            "attention_dim": cell.attention_dim,
-            "attention_heads": cell.attention_heads,
-            "attention_chunk": cell.attention_chunk,
+        serializers = {
+            "activation": activations.serialize,
+            "recurrent_activation": activations.serialize,
+            "kernel_initializer": initializers.serialize,
+            "recurrent_initializer": initializers.serialize,
+            "bias_initializer": initializers.serialize,
+            "kernel_regularizer": regularizers.serialize,
+            "recurrent_regularizer": regularizers.serialize,
+            "bias_regularizer": regularizers.serialize,
+            "kernel_constraint": constraints.serialize,
+            "recurrent_constraint": constraints.serialize,
+            "bias_constraint": constraints.serialize,
         }
-        base_config = super().get_config()
-        del base_config["cell"]
-        return {**base_config, **config}
+        config = {
+            name: serializers.get(name, lambda value: value)(getattr(self.cell, name))
+            for name in CELL_ATTRIBUTES
+        }
+        config["data_format"] = self.data_format
+        config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        # The cell is rebuilt from these arguments: skip RNN.get_config's cell serialization.
+        base_config = Layer.get_config(self)
+        rnn_config = {
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+        return {**base_config, **rnn_config, **config}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _cell_attribute(name: str) -> property:
+    return property(lambda layer: getattr(layer.cell, name), doc=f"The cell's `{name}`.")
+
+
+for _name in CELL_ATTRIBUTES:
+    setattr(FAConvLSTM2D, _name, _cell_attribute(_name))

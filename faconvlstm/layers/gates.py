@@ -8,16 +8,6 @@ from __future__ import annotations
 from keras import activations, backend, constraints, initializers, layers, ops, regularizers
 
 
-def tanh_via_sigmoid(x):
-    """``tanh(x) = 2 sigmoid(2x) - 1``: several times faster than PyTorch's CPU tanh."""
-    return 2.0 * ops.sigmoid(2.0 * x) - 1.0
-
-
-def fast_equivalent(activation):
-    """The activation itself, or a faster identical formula for it."""
-    return tanh_via_sigmoid if activation is activations.tanh else activation
-
-
 class InputProjection(layers.Layer):
     """P_x then a strided depthwise convolution, applied to every timestep at once.
 
@@ -105,7 +95,7 @@ class PeepholeGates(layers.Layer):
     ):
         super().__init__(**kwargs)
         self.filters = filters
-        self.activation = fast_equivalent(activation)
+        self.activation = activation
         self.recurrent_activation = recurrent_activation
         self.use_bias = use_bias
         self.unit_forget_bias = unit_forget_bias
@@ -165,7 +155,7 @@ class PeepholeGates(layers.Layer):
         return (
             backend.backend() == "torch"
             and self.compute_dtype == "float32"
-            and self.activation is tanh_via_sigmoid
+            and self.activation is activations.tanh
             and self.recurrent_activation is activations.sigmoid
         )
 

@@ -13,6 +13,7 @@ checks values and gradients against the generic path.
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 
 def _tanh_(x: torch.Tensor) -> torch.Tensor:
@@ -60,6 +61,7 @@ class PeepholeLSTMUpdate(torch.autograd.Function):
         return h.view(c_prev.shape), c.view(c_prev.shape)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_h, grad_c):
         flat_u, expansion, peephole, flat_c, i, f, g, o, c, tanh_c = ctx.saved_tensors
         u_shape, c_shape = ctx.shapes

@@ -150,3 +150,22 @@ def test_dropout_is_active_in_training_only(rng):
     training = to_numpy(layer(x, training=True))[0]
     assert training.shape == inference[0].shape
     assert not np.allclose(training, inference[0])
+
+
+def test_stateful_states_are_not_weights():
+    """Weights copy between a stateful layer and its non-stateful twin, as in Keras."""
+    stateful = FAConvLSTM2D(**SMALL, padding="same", stateful=True)
+    stateful.build((2, 3, 6, 7, 3))
+    plain = FAConvLSTM2D(**SMALL, padding="same")
+    plain.build((None, 3, 6, 7, 3))
+    assert len(stateful.states) == 2 and tuple(stateful.states[0].shape) == (2, 6, 7, 4)
+    assert len(stateful.get_weights()) == len(plain.get_weights())
+    stateful.set_weights(plain.get_weights())
+
+
+def test_get_initial_state_like_convlstm2d():
+    ours = FAConvLSTM2D(**SMALL, padding="valid")
+    theirs = keras.layers.ConvLSTM2D(4, 3, padding="valid")
+    ours.build((None, 3, 6, 7, 3))
+    theirs.build((None, 3, 6, 7, 3))
+    assert shapes(ours.get_initial_state(2)) == shapes(theirs.get_initial_state(2))

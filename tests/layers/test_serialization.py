@@ -95,3 +95,37 @@ def test_keras_file_saved_on_one_backend_loads_on_another(rng, tmp_path):
     assert loaded["backend"] == other
     np.testing.assert_allclose(np.array(loaded["output"]), model.predict(x, verbose=0),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_config_with_object_arguments_round_trips_and_saves(rng, tmp_path):
+    """Initializer, regularizer and constraint objects serialize like strings do."""
+    options = dict(kernel_regularizer=keras.regularizers.L2(1e-4),
+                   recurrent_initializer=keras.initializers.GlorotNormal(seed=1),
+                   bias_constraint=keras.constraints.MaxNorm(2.0))
+    layer = FAConvLSTM2D(4, 3, padding="same", **options)
+    rebuilt = FAConvLSTM2D.from_config(layer.get_config())
+    assert rebuilt.get_config() == layer.get_config()
+    assert isinstance(rebuilt.kernel_regularizer, keras.regularizers.L2)
+    inputs = keras.Input((2, 5, 5, 1))
+    model = keras.Model(inputs, layer(inputs))
+    model.save(tmp_path / "objects.keras")
+    x = rng.normal(size=(1, 2, 5, 5, 1)).astype("float32")
+    np.testing.assert_array_equal(
+        keras.models.load_model(tmp_path / "objects.keras").predict(x, verbose=0),
+        model.predict(x, verbose=0))
+
+
+def test_hyper_parameters_are_exposed_like_convlstm2d():
+    options = dict(filters=6, kernel_size=(3, 2), strides=2, padding="same", dropout=0.25)
+    ours, theirs = FAConvLSTM2D(**options), keras.layers.ConvLSTM2D(**options)
+    for name in ("filters", "kernel_size", "strides", "padding", "dilation_rate", "dropout",
+                 "recurrent_dropout", "use_bias", "unit_forget_bias", "data_format"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+
+
+@pytest.mark.parametrize("filters", [8, 40, 44, 57, 72, 256])
+def test_default_hyper_parameters_are_valid_for_any_filter_count(filters):
+    layer = FAConvLSTM2D(filters, 3, padding="same")
+    assert layer.attention_dim % layer.attention_heads == 0
+    out = layer(np.zeros((1, 2, 4, 4, 2), "float32"))
+    assert tuple(out.shape) == (1, 4, 4, filters)
