@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from keras import activations, backend, constraints, initializers, ops, regularizers, saving, tree
+from keras import (
+    Variable,
+    activations,
+    backend,
+    constraints,
+    initializers,
+    name_scope,
+    ops,
+    regularizers,
+    saving,
+    tree,
+)
 from keras.layers import RNN, Layer
 
 # The per-backend recurrence loop that keras.layers.RNN drives.
@@ -251,6 +262,19 @@ class FAConvLSTM2D(RNN):
                 f"batch={batch} and an output grid of {grid}."
             )
         super().build(sequences_shape, initial_state_shape)
+
+    def _create_state_variables(self, batch_size):
+        """Stateful ``[h, c]`` as tracked, non-trainable variables (called by ``RNN.build``).
+
+        keras.layers.RNN leaves them untracked, and on JAX Keras then never writes the new
+        state back, so a stateful ConvLSTM2D forgets it between batches there. Tracked, the
+        states are non-trainable weights: saved with the model and carried on every backend.
+        """
+        with name_scope(self.name, caller=self):
+            self.states = [
+                Variable(value, trainable=False, dtype=self.variable_dtype, name="rnn_state")
+                for value in self.get_initial_state(batch_size)
+            ]
 
     # ----------------------------------------------------------------------------- call
     def _check_mask(self, mask) -> None:

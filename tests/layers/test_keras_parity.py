@@ -152,15 +152,17 @@ def test_dropout_is_active_in_training_only(rng):
     assert not np.allclose(training, inference[0])
 
 
-def test_stateful_states_are_not_weights():
-    """Weights copy between a stateful layer and its non-stateful twin, as in Keras."""
+def test_stateful_states_are_non_trainable_weights():
+    """The trainable weights are the non-stateful twin's; the states come on top."""
     stateful = FAConvLSTM2D(**SMALL, padding="same", stateful=True)
     stateful.build((2, 3, 6, 7, 3))
     plain = FAConvLSTM2D(**SMALL, padding="same")
     plain.build((None, 3, 6, 7, 3))
     assert len(stateful.states) == 2 and tuple(stateful.states[0].shape) == (2, 6, 7, 4)
-    assert len(stateful.get_weights()) == len(plain.get_weights())
-    stateful.set_weights(plain.get_weights())
+    assert [w.shape for w in stateful.trainable_weights] == [
+        w.shape for w in plain.trainable_weights]
+    non_trainable = {weight.path for weight in stateful.non_trainable_weights}
+    assert {state.path for state in stateful.states} <= non_trainable
 
 
 def test_get_initial_state_like_convlstm2d():
