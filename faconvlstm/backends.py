@@ -59,7 +59,7 @@ def choose_default_backend() -> str | None:
 
 
 def backend() -> str:
-    """The name of the Keras backend faconvlstm runs on: ``"torch"``, ``"jax"`` or ``"tensorflow"``."""
+    """The Keras backend faconvlstm runs on: ``"torch"``, ``"jax"`` or ``"tensorflow"``."""
     import keras
 
     return keras.backend.backend()

@@ -65,7 +65,7 @@ def padding_mode(value) -> str:
 
 
 def data_format_name(value, default: str) -> str:
-    """``"channels_last"`` or ``"channels_first"`` (None means ``default``); ValueError otherwise."""
+    """``"channels_last"`` or ``"channels_first"`` (None: ``default``); ValueError otherwise."""
     name = default if value is None else value
     name = name.lower() if isinstance(name, str) else name
     if name not in DATA_FORMATS:
