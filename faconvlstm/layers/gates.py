@@ -72,8 +72,9 @@ class PeepholeGates(layers.Layer):
     Gate order is Keras' (i, f, c, o); each gate is its own matmul with a column block of
     ``E``, so the gate tensors are contiguous and no split or concatenation of the
     ``(B, H, W, 4F)`` pre-activations is needed forward or backward. With peepholes
-    (Shi et al. 2015, eq. 3) the input and forget gates see ``c_{t-1}`` and the output gate sees ``c_t``, through per-channel weights
-    of shape ``(3, F)`` (rows i, f, o) that broadcast over the grid.
+    (Shi et al. 2015, eq. 3) the input and forget gates see ``c_{t-1}`` and the output gate
+    sees ``c_t``, through per-channel weights of shape ``(3, F)`` (rows i, f, o) that
+    broadcast over the grid.
     Call: ``(u (B, H, W, r), c_prev (B, H, W, F)) -> (h, c)``, both ``(B, H, W, F)``.
     """
 
