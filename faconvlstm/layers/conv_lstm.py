@@ -233,7 +233,7 @@ class FAConvLSTM2D(RNN):
                 f"The channel axis of the input to {self.__class__.__name__} must be known; "
                 f"received shape {tuple(shape)} ({self.data_format})."
             )
-        built_channels = getattr(self.cell, "input_channels", None) if self.cell.built else None
+        built_channels = getattr(self.cell, "input_channels", None)
         if built_channels is not None and channels != built_channels:
             raise ValueError(
                 f"{self.__class__.__name__} was built for inputs with {built_channels} "

@@ -69,9 +69,8 @@ class InputProjection(layers.Layer):
 class PeepholeGates(layers.Layer):
     """Expansion ``E u + b`` (1x1, ``r -> 4F``) and the peephole LSTM update.
 
-    Gate order is Keras' (i, f, c, o); each gate is its own matmul with a column block of
-    ``E``, so the gate tensors are contiguous and no split or concatenation of the
-    ``(B, H, W, 4F)`` pre-activations is needed forward or backward. With peepholes
+    Gate order is Keras' (i, f, c, o). On the torch backend with the default activations a
+    fused kernel (``torch_kernels.py``) computes the same update. With peepholes
     (Shi et al. 2015, eq. 3) the input and forget gates see ``c_{t-1}`` and the output gate
     sees ``c_t``, through per-channel weights of shape ``(3, F)`` (rows i, f, o) that
     broadcast over the grid.
@@ -144,12 +143,6 @@ class PeepholeGates(layers.Layer):
             ]
         )
 
-    def _gate_inputs(self, u, gate: int):
-        """``u E_gate + b_gate`` for gate 0..3 (i, f, c, o): ``(B, H, W, F)``."""
-        block = slice(gate * self.filters, (gate + 1) * self.filters)
-        z = ops.matmul(u, self.expansion[:, block])
-        return z if self.bias is None else z + self.bias[block]
-
     @property
     def uses_torch_kernel(self) -> bool:
         """Whether the fused PyTorch kernel computes this update (same math, faster)."""
@@ -171,7 +164,10 @@ class PeepholeGates(layers.Layer):
                 None if self.peephole_kernel is None else self.peephole_kernel.value,
                 c_prev,
             )
-        z_i, z_f, z_c, z_o = (self._gate_inputs(u, gate) for gate in range(4))
+        z = ops.matmul(u, self.expansion)
+        if self.bias is not None:
+            z = z + self.bias
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
         if self.peephole_kernel is not None:
             peep_i, peep_f, peep_o = (self.peephole_kernel[row] for row in range(3))
             z_i = z_i + peep_i * c_prev
