@@ -60,9 +60,12 @@ class AxialAttention2D(layers.Layer):
     def call(self, h):
         batch, height, width, _ = ops.shape(h)
         head_shape = (batch, height, width, self.heads, self.attention_dim // self.heads)
+        projections = ops.concatenate(
+            [self.query_kernel, self.key_kernel, self.value_kernel], axis=-1
+        )
         query, key, value = (
-            ops.reshape(ops.matmul(h, kernel), head_shape)
-            for kernel in (self.query_kernel, self.key_kernel, self.value_kernel)
+            ops.reshape(t, head_shape)
+            for t in ops.split(ops.matmul(h, projections), 3, axis=-1)
         )
         rows = self._attend_along_width(query, key, value)
         columns = self._attend_along_width(
@@ -71,7 +74,7 @@ class AxialAttention2D(layers.Layer):
         attended = ops.reshape(
             ops.transpose(columns, (0, 2, 1, 3, 4)), (batch, height, width, self.attention_dim)
         )
-        return h + self.gamma * ops.matmul(attended, self.output_kernel)
+        return h + ops.matmul(attended, self.output_kernel * self.gamma)
 
     def _attend_along_width(self, query, key, value):
         """Attention along axis 2 of ``(B, R, L, heads, d)`` tensors, one sequence per row."""
