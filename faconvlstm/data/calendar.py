@@ -1,0 +1,81 @@
+"""The time axis: checks, the fraction of the calendar year, and gaps.
+
+Works on any calendar xarray decodes (numpy ``datetime64`` for the standard calendar,
+cftime objects for ``noleap``, ``360_day``, ``all_leap``, ...), so the seasonal position of a
+day is the one of the data's own calendar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+SECONDS_PER_DAY = 86400.0
+
+
+def check_time_axis(time: xr.DataArray) -> None:
+    """Raise ``ValueError`` unless ``time`` is strictly increasing with no duplicate stamps."""
+    if time.size == 0:
+        raise ValueError("The time axis is empty; expected at least one timestep.")
+    values = time.values
+    later = values[1:]
+    earlier = values[:-1]
+    duplicated = np.flatnonzero(later == earlier)
+    if duplicated.size:
+        stamp = values[duplicated[0] + 1]
+        raise ValueError(f"The time axis has duplicated stamps (first: {stamp}); expected unique times.")
+    backwards = np.flatnonzero(~(later > earlier))
+    if backwards.size:
+        index = backwards[0] + 1
+        raise ValueError(
+            f"The time axis is not increasing: {values[index]} (position {index}) comes after "
+            f"{values[index - 1]}; expected times sorted ascending."
+        )
+
+
+def is_monthly(time: xr.DataArray) -> bool:
+    """Whether the stamps are one per month (month-start or month-end frequency)."""
+    if time.size < 3:
+        return False
+    frequency = xr.infer_freq(time)
+    return frequency is not None and frequency.lstrip("0123456789").startswith(("M", "ME", "MS"))
+
+
+def year_fraction(time: xr.DataArray) -> np.ndarray:
+    """Fraction of the calendar year in ``[0, 1)`` of every stamp, for the data's own calendar.
+
+    Daily and sub-daily stamps count the elapsed days since 1 January, time of day included,
+    divided by the year's length (365 or 366 days, 365 for ``noleap``, 360 for ``360_day``).
+    Monthly stamps (at the start or the end of each month) are moved to mid-month. ``(T,)``.
+    """
+    dt = time.dt
+    days_in_year = dt.days_in_year.values.astype("float64")
+    if is_monthly(time):
+        month_days = dt.days_in_month.values.astype("float64")
+        first_day = dt.dayofyear.values - dt.day.values
+        elapsed = first_day + month_days / 2.0
+    else:
+        seconds = dt.hour.values * 3600.0 + dt.minute.values * 60.0 + dt.second.values
+        elapsed = dt.dayofyear.values - 1.0 + seconds / SECONDS_PER_DAY
+    return np.mod(elapsed / days_in_year, 1.0).astype("float32")
+
+
+def time_steps_in_days(time: xr.DataArray) -> np.ndarray:
+    """Differences between consecutive stamps in days (any calendar). ``(T - 1,)``."""
+    values = time.values
+    steps = [(later - earlier) for earlier, later in zip(values[:-1], values[1:])]
+    return np.array([np.timedelta64(step, "s").astype("float64") for step in steps]) / SECONDS_PER_DAY
+
+
+def contiguous_segments(time: xr.DataArray, tolerance: float = 1.5) -> list[slice]:
+    """Runs of the time axis without gaps, as index slices covering every timestep once.
+
+    A gap is a step longer than ``tolerance`` times the median step (monthly data's 28-31
+    day steps are no gap; a season subset's jump to the next year is).
+    """
+    if time.size < 2:
+        return [slice(0, int(time.size))]
+    steps = time_steps_in_days(time)
+    breaks = np.flatnonzero(steps > tolerance * np.median(steps)) + 1
+    edges = [0, *breaks.tolist(), int(time.size)]
+    return [slice(start, stop) for start, stop in zip(edges[:-1], edges[1:])]
