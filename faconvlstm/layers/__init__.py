@@ -5,7 +5,10 @@ from faconvlstm.layers.cell import FAConvLSTM2DCell
 from faconvlstm.layers.conv_lstm import FAConvLSTM2D
 from faconvlstm.layers.excitation import SqueezeExcitation
 from faconvlstm.layers.gates import InputProjection, PeepholeGates
+from faconvlstm.layers.positional import SeasonalPositionalEncoding
 from faconvlstm.layers.spatial_mixing import MultiScaleDepthwiseMixing
+from faconvlstm.layers.subspace import SubspaceHead
+from faconvlstm.layers.temporal import TemporalSelfAttention
 
 __all__ = [
     "AxialAttention2D",
@@ -14,6 +17,9 @@ __all__ = [
     "InputProjection",
     "MultiScaleDepthwiseMixing",
     "PeepholeGates",
+    "SeasonalPositionalEncoding",
     "SqueezeExcitation",
+    "SubspaceHead",
+    "TemporalSelfAttention",
     "attention_steps",
 ]

@@ -1,0 +1,143 @@
+"""Subspace head: per-step area-weighted pooling of a feature map onto a near-orthonormal basis."""
+
+from __future__ import annotations
+
+from keras import layers, ops, saving
+
+from faconvlstm.layers import arguments
+
+#: Floor of the total area weight of a step (a step with no valid cell pools to zeros).
+WEIGHT_EPSILON = 1e-6
+
+
+def _orthogonality(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(
+            "`orthogonality` must be a non-negative float (0 switches the penalty off); "
+            f"received orthogonality={value!r}."
+        )
+    return float(value)
+
+
+def _check_embedding_fits(embedding_dim: int, projection_dim: int) -> None:
+    if embedding_dim > 2 * projection_dim:
+        raise ValueError(
+            "`embedding_dim` must be at most 2 * `projection_dim` (the basis columns must be "
+            f"orthonormal); received embedding_dim={embedding_dim} and "
+            f"projection_dim={projection_dim}."
+        )
+
+
+@saving.register_keras_serializable(package="faconvlstm")
+class SubspaceHead(layers.Layer):
+    """Embed each step of a feature map: 1x1 projection, two area-weighted poolings, a basis.
+
+    ``[h, weights]`` with ``h`` ``(B, T, H, W, F)`` and non-negative ``weights`` ``(B, T, H, W)``
+    (cos-latitude area times cell validity) -> ``(B, T, embedding_dim)``.
+
+    ``v = h P + b`` (``P``: ``F -> projection_dim``, default ``F``) is pooled over the grid twice:
+    the weighted mean ``sum(w v) / sum(w)`` and an attention pooling (softmax of ``v a`` over the
+    cells with ``w > 0``). ``[mean, attention] basis + bias`` is the embedding; the
+    ``(2 * projection_dim, embedding_dim)`` basis starts orthonormal and
+    ``orthogonality * ||basis^T basis - I||_F^2`` is added as a loss. Cells with ``w == 0`` never
+    influence the output; a step without any valid cell pools to zeros. The grid may be unknown
+    until call time.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int = 16,
+        projection_dim: int | None = None,
+        orthogonality: float = 1e-2,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.embedding_dim = arguments.positive_int(embedding_dim, "embedding_dim")
+        self.projection_dim = arguments.positive_int(
+            projection_dim, "projection_dim", allow_none=True
+        )
+        self.orthogonality = _orthogonality(orthogonality)
+        if self.projection_dim is not None:
+            _check_embedding_fits(self.embedding_dim, self.projection_dim)
+
+    def build(self, input_shape):
+        features_shape = self._features_shape(input_shape)
+        features = features_shape[-1]
+        projection_dim = self.projection_dim or features
+        _check_embedding_fits(self.embedding_dim, projection_dim)
+        self.projection_kernel = self.add_weight(
+            shape=(features, projection_dim), name="projection_kernel"
+        )
+        self.projection_bias = self.add_weight(
+            shape=(projection_dim,), name="projection_bias", initializer="zeros"
+        )
+        self.attention_kernel = self.add_weight(
+            shape=(projection_dim, 1), name="attention_kernel"
+        )
+        self.basis = self.add_weight(
+            shape=(2 * projection_dim, self.embedding_dim), name="basis", initializer="orthogonal"
+        )
+        self.bias = self.add_weight(shape=(self.embedding_dim,), name="bias", initializer="zeros")
+
+    def _features_shape(self, input_shape) -> tuple:
+        """The shape of ``h``, after checking both input shapes."""
+        if len(input_shape) != 2 or len(input_shape[0]) != 5 or len(input_shape[1]) != 4:
+            raise ValueError(
+                f"{self.__class__.__name__} expects [h, weights] with h (batch, time, rows, cols, "
+                f"features) and weights (batch, time, rows, cols); received shapes {input_shape}."
+            )
+        features_shape = tuple(input_shape[0])
+        if features_shape[-1] is None:
+            raise ValueError(
+                f"The feature axis of h must be known; received h of shape {features_shape}."
+            )
+        return features_shape
+
+    def orthogonality_penalty(self):
+        """``orthogonality * ||basis^T basis - I||_F^2`` as a scalar tensor."""
+        gram = ops.matmul(ops.transpose(self.basis), self.basis)
+        deviation = gram - ops.eye(self.embedding_dim, dtype=gram.dtype)
+        return self.orthogonality * ops.sum(ops.square(deviation))
+
+    def call(self, inputs):
+        features, weights = inputs
+        weights = ops.cast(weights, self.compute_dtype)
+        valid = weights > 0
+        projected = ops.matmul(features, self.projection_kernel) + self.projection_bias
+        # Zeroed, not just weighted by 0: invalid cells (even NaN or inf ones) cannot leak in.
+        projected = ops.where(valid[..., None], projected, 0.0)
+        pooled = ops.concatenate(
+            [self._weighted_mean(projected, weights), self._attention_pool(projected, valid)],
+            axis=-1,
+        )
+        if self.orthogonality > 0:
+            self.add_loss(self.orthogonality_penalty())
+        return ops.matmul(pooled, self.basis) + self.bias
+
+    @staticmethod
+    def _weighted_mean(projected, weights):
+        """``sum(w v) / max(sum(w), eps)`` over the grid: ``(B, T, p)``."""
+        total = ops.maximum(ops.sum(weights, axis=(2, 3)), WEIGHT_EPSILON)
+        return ops.sum(projected * weights[..., None], axis=(2, 3)) / total[..., None]
+
+    def _attention_pool(self, projected, valid):
+        """Softmax of ``v a`` over the valid cells, applied to ``v``: ``(B, T, p)``."""
+        logits = ops.squeeze(ops.matmul(projected, self.attention_kernel), axis=-1)
+        # The largest valid logit of each step (any logit where a step has no valid cell).
+        peak = ops.max(ops.where(valid, logits, ops.min(logits)), axis=(2, 3), keepdims=True)
+        peak = ops.stop_gradient(peak)
+        scores = ops.where(valid, ops.exp(ops.where(valid, logits - peak, 0.0)), 0.0)
+        total = ops.maximum(ops.sum(scores, axis=(2, 3)), WEIGHT_EPSILON)
+        return ops.sum(projected * scores[..., None], axis=(2, 3)) / total[..., None]
+
+    def compute_output_shape(self, input_shape):
+        features_shape = self._features_shape(input_shape)
+        return (*features_shape[:2], self.embedding_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "embedding_dim": self.embedding_dim,
+            "projection_dim": self.projection_dim,
+            "orthogonality": self.orthogonality,
+        }

@@ -1,0 +1,196 @@
+"""SubspaceHead: pooling against NumPy, masked cells, the orthogonality penalty, config, errors."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+
+from faconvlstm.layers import SubspaceHead
+
+FEATURES = 4
+
+
+def built_head(**options) -> SubspaceHead:
+    head = SubspaceHead(**options)
+    head.build([(None, None, None, None, FEATURES), (None, None, None, None)])
+    return head
+
+
+def sample(rng, batch=2, steps=3, rows=4, cols=5):
+    features = rng.normal(size=(batch, steps, rows, cols, FEATURES)).astype("float32")
+    area = np.cos(np.deg2rad(np.linspace(-60, 60, rows)))[:, None] * np.ones(cols)
+    valid = rng.uniform(size=(batch, steps, rows, cols)) > 0.3
+    return features, (area * valid).astype("float32")
+
+
+def randomize(head: SubspaceHead, rng, zero_attention=False) -> None:
+    for weight in head.trainable_weights:
+        weight.assign(rng.normal(0.0, 0.5, weight.shape).astype("float32"))
+    if zero_attention:
+        head.attention_kernel.assign(np.zeros(head.attention_kernel.shape, "float32"))
+
+
+def reference_head(head: SubspaceHead, features, weights) -> np.ndarray:
+    """The head's forward pass in float64 NumPy, one step at a time."""
+    kernel, bias, attention, basis, basis_bias = (
+        np.asarray(w.numpy(), np.float64)
+        for w in (head.projection_kernel, head.projection_bias, head.attention_kernel,
+                  head.basis, head.bias)
+    )
+    batch, steps = weights.shape[:2]
+    out = np.zeros((batch, steps, basis.shape[1]))
+    for b in range(batch):
+        for t in range(steps):
+            w = weights[b, t].reshape(-1).astype(np.float64)
+            v = features[b, t].reshape(-1, FEATURES) @ kernel + bias
+            mean = (w[:, None] * v).sum(0) / max(w.sum(), 1e-6)
+            logits = (v @ attention)[:, 0]
+            scores = np.where(w > 0, np.exp(logits - logits[w > 0].max(initial=0.0)), 0.0)
+            pooled = (scores[:, None] * v).sum(0) / max(scores.sum(), 1e-6)
+            out[b, t] = np.concatenate([mean, pooled]) @ basis + basis_bias
+    return out
+
+
+def test_output_shape(rng):
+    features, weights = sample(rng)
+    head = SubspaceHead(embedding_dim=6, projection_dim=3)
+    assert tuple(head([features, weights]).shape) == (2, 3, 6)
+    assert head.compute_output_shape([features.shape, weights.shape]) == (2, 3, 6)
+    assert tuple(head.basis.shape) == (6, 6)
+
+
+@pytest.mark.parametrize("zero_attention", [True, False], ids=["zero_logits", "random_logits"])
+def test_pooling_matches_numpy(rng, zero_attention):
+    """With zero logits the attention pooling is the plain mean over valid cells."""
+    features, weights = sample(rng)
+    head = built_head(embedding_dim=5)
+    randomize(head, rng, zero_attention)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(head([features, weights])),
+        reference_head(head, features, weights), rtol=1e-4, atol=1e-5,
+    )
+
+
+def test_cells_with_zero_weight_do_not_influence_the_output(rng):
+    features, weights = sample(rng)
+    weights[1, 2] = 0.0  # a step without any valid cell
+    head = built_head(embedding_dim=5)
+    randomize(head, rng)
+    output = keras.ops.convert_to_numpy(head([features, weights]))
+    changed = features.copy()
+    changed[weights == 0] = rng.normal(0.0, 100.0, changed[weights == 0].shape)
+    changed[0, 0][weights[0, 0] == 0] = np.nan
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(head([changed, weights])), output)
+    assert np.all(np.isfinite(output))
+    np.testing.assert_allclose(output[1, 2], head.bias.numpy(), atol=1e-6)
+
+
+def test_unknown_grid(rng):
+    features = keras.Input((None, None, None, FEATURES))
+    weights = keras.Input((None, None, None))
+    model = keras.Model([features, weights], SubspaceHead(embedding_dim=3)([features, weights]))
+    assert tuple(model.output.shape) == (None, None, 3)
+    for rows, cols in ((3, 4), (5, 2)):
+        assert model.predict(sample(rng, steps=2, rows=rows, cols=cols), verbose=0).shape == (
+            2, 2, 3)
+
+
+def numpy_penalty(head: SubspaceHead) -> float:
+    basis = np.asarray(head.basis.numpy(), np.float64)
+    gram = basis.T @ basis - np.eye(basis.shape[1])
+    return head.orthogonality * float((gram**2).sum())
+
+
+def penalty_gradient(head: SubspaceHead) -> np.ndarray:
+    """d(penalty)/d(basis) on the active backend."""
+    if keras.backend.backend() == "torch":
+        head.basis.value.grad = None
+        head.orthogonality_penalty().backward()
+        return head.basis.value.grad.numpy()
+    import jax
+
+    def penalty(basis):
+        with keras.StatelessScope(state_mapping=[(head.basis, basis)]):
+            return head.orthogonality_penalty()
+
+    return np.asarray(jax.grad(penalty)(head.basis.value))
+
+
+def test_penalty_is_zero_for_an_orthonormal_basis_and_positive_otherwise(rng):
+    head = built_head(embedding_dim=6, orthogonality=0.5)
+    assert float(keras.ops.convert_to_numpy(head.orthogonality_penalty())) < 1e-10
+    head.basis.assign(head.basis.numpy() * 1.5)  # columns of norm 1.5: gram = 2.25 I
+    expected = 0.5 * 6 * 1.25**2
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(head.orthogonality_penalty()),
+                               expected, rtol=1e-5)
+    head.basis.assign(rng.normal(size=head.basis.shape).astype("float32"))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(head.orthogonality_penalty()),
+                               numpy_penalty(head), rtol=1e-4)
+
+
+def test_gradient_steps_on_the_penalty_reduce_it(rng):
+    head = built_head(embedding_dim=5, orthogonality=1.0)
+    head.basis.assign(rng.normal(0.0, 0.6, head.basis.shape).astype("float32"))
+    basis = np.asarray(head.basis.numpy(), np.float64)
+    np.testing.assert_allclose(penalty_gradient(head),
+                               4 * basis @ (basis.T @ basis - np.eye(5)), rtol=1e-4, atol=1e-5)
+    penalties = [numpy_penalty(head)]
+    for _ in range(5):
+        head.basis.assign(head.basis.numpy() - 0.02 * penalty_gradient(head))
+        penalties.append(numpy_penalty(head))
+    assert all(later < earlier for earlier, later in itertools.pairwise(penalties))
+    assert penalties[-1] < 0.5 * penalties[0]
+
+
+def test_the_penalty_is_a_model_loss(rng):
+    features, weights = sample(rng)
+    inputs = [keras.Input((None, None, None, FEATURES)), keras.Input((None, None, None))]
+    head = SubspaceHead(embedding_dim=4, orthogonality=0.1)
+    model = keras.Model(inputs, head(inputs))
+    head.basis.assign(rng.normal(size=head.basis.shape).astype("float32"))
+    model([features, weights])
+    assert len(model.losses) == 1
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.losses[0]),
+                               numpy_penalty(head), rtol=1e-4)
+
+
+def test_no_loss_without_orthogonality(rng):
+    head = SubspaceHead(embedding_dim=4, orthogonality=0.0)
+    head(sample(rng))
+    assert head.losses == []
+
+
+def test_config_round_trip():
+    head = SubspaceHead(embedding_dim=5, projection_dim=3, orthogonality=0.25, name="head")
+    config = head.get_config()
+    assert {k: config[k] for k in ("embedding_dim", "projection_dim", "orthogonality")} == {
+        "embedding_dim": 5, "projection_dim": 3, "orthogonality": 0.25}
+    assert SubspaceHead.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"embedding_dim": 0}, "`embedding_dim` must be a positive integer"),
+    ({"projection_dim": -2}, "`projection_dim` must be a positive integer"),
+    ({"orthogonality": -0.1}, "`orthogonality` must be a non-negative float"),
+    ({"embedding_dim": 7, "projection_dim": 3},
+     r"`embedding_dim` must be at most 2 \* `projection_dim`.*embedding_dim=7.*projection_dim=3"),
+])
+def test_bad_arguments(options, message):
+    with pytest.raises(ValueError, match=message):
+        SubspaceHead(**options)
+
+
+def test_embedding_wider_than_the_default_projection_fails_at_build():
+    with pytest.raises(ValueError, match=r"embedding_dim=9 and projection_dim=4"):
+        built_head(embedding_dim=9)
+
+
+@pytest.mark.parametrize("shapes", [
+    [(2, 3, 4, 5, FEATURES)],
+    [(2, 3, 4, FEATURES), (2, 3, 4)],
+    [(2, 3, 4, 5, FEATURES), (2, 3, 4, 5, 1)],
+])
+def test_bad_input_shapes(shapes):
+    with pytest.raises(ValueError, match="expects \\[h, weights\\]"):
+        SubspaceHead(embedding_dim=2).build(shapes)
