@@ -1,0 +1,514 @@
+"""Reading gridded climate data (NetCDF, Zarr) into the canonical fields form.
+
+``open_dataset`` opens one file, a glob, a list of files or a Zarr store lazily (dask);
+``standardize_axes`` finds the axes by CF metadata and renames them ``time``, ``lat``, ``lon``,
+``level``; ``select_fields`` picks variables at levels as named channels and crops space, time and
+season; ``load_fields`` chains the three. The result is a ``(time, lat, lon, channel)`` float32
+``xarray.DataArray`` with a ``units`` coordinate along ``channel``; NaN marks invalid cells.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import re
+from collections.abc import Sequence
+
+import cf_xarray  # noqa: F401  (registers the ``.cf`` accessor)
+import cftime
+import numpy as np
+import xarray as xr
+
+from faconvlstm.data.calendar import check_time_axis
+
+TIME_CHUNK = 32
+"""Timesteps per dask chunk of NetCDF data: at least a model window, a few per 0.25-degree year."""
+
+AXIS_NAMES = {
+    "time": ("time", "valid_time"),
+    "lat": ("lat", "latitude"),
+    "lon": ("lon", "longitude"),
+    "level": ("level", "plev", "pressure_level", "lev"),
+}
+CF_KEYS = {
+    "time": ("T", "time"),
+    "lat": ("latitude",),
+    "lon": ("longitude",),
+    "level": ("Z", "vertical"),
+}
+PRESSURE_UNITS_PA = ("Pa", "pa", "pascal", "pascals", "Pascal")
+PRESSURE_UNITS_HPA = ("hPa", "hpa", "millibar", "millibars", "mbar", "mb")
+FIELD_DIMS = ("time", "lat", "lon")
+MONTH_LETTERS = "JFMAMJJASOND"
+VARIABLE_PATTERN = re.compile(r"([^@\s,]+)(?:@([^@\s,]+))?")
+COORDINATE_TOLERANCE = 1e-6
+
+Source = str | os.PathLike | Sequence[str | os.PathLike]
+Region = tuple[float, float, float, float]
+
+
+def open_dataset(source: Source, time_chunk: int = TIME_CHUNK) -> xr.Dataset:
+    """Open NetCDF or Zarr data lazily, as dask arrays.
+
+    ``source`` is a NetCDF file, a Zarr store (a directory or a path ending in ``.zarr``), a glob
+    pattern (``"data/*.nc"``) or a list of paths. Several files (per year or per variable) are
+    combined by their coordinates with ``xarray.open_mfdataset`` (an outer join: a level or a
+    time present in only some files is NaN in the others); they must share one lat/lon grid.
+    NetCDF data are chunked by ``time_chunk`` timesteps and whole grids; Zarr keeps its chunks.
+    """
+    if isinstance(time_chunk, bool) or not isinstance(time_chunk, int) or time_chunk < 1:
+        raise ValueError(f"time_chunk must be a positive number of timesteps, got {time_chunk!r}.")
+    paths = _resolve_paths(source)
+    engine = _engine(paths)
+    if len(paths) == 1 and engine == "zarr":
+        return _read(paths[0], functools.partial(xr.open_zarr, paths[0], chunks={}))
+    chunks = _time_chunks(paths[0], engine, time_chunk)
+    if len(paths) == 1:
+        return _read(
+            paths[0], functools.partial(xr.open_dataset, paths[0], engine=engine, chunks=chunks)
+        )
+    return _open_files(paths, engine, chunks, source)
+
+
+def standardize_axes(ds: xr.Dataset) -> xr.Dataset:
+    """Rename the axes ``time``, ``lat``, ``lon``, ``level`` and bring them to canonical form.
+
+    Axes are found by CF metadata with cf_xarray (``axis``, ``standard_name``, ``units``; a
+    decoded datetime coordinate is a time axis, a pressure-unit one a level axis), else by the
+    usual names (time/valid_time, lat/latitude, lon/longitude, level/plev/pressure_level/lev).
+    ERA5's ``number`` (ensemble member) keeps the first member; ``expver`` (ERA5 and ERA5T) is
+    merged, taking the first experiment version that has a value at each point (equal to selecting
+    the first where it is complete). Levels in Pa (CMIP ``plev``) become hPa. Latitude is sorted
+    ascending, longitude wrapped to ``[-180, 180)`` and sorted; the axes' bounds variables, stale
+    after that, are dropped. The time axis must be decoded dates, strictly increasing.
+    """
+    ds = _reduce_ensemble_dims(ds)
+    axes = {axis: _find_axis(ds, axis) for axis in AXIS_NAMES}
+    for axis in FIELD_DIMS:
+        if axes[axis] is None:
+            raise ValueError(
+                f"No {axis} axis found among the dimensions ({', '.join(map(str, ds.dims))}); "
+                f"expected CF metadata or a name in {', '.join(AXIS_NAMES[axis])}."
+            )
+    found = {name: axis for axis, name in axes.items() if name is not None}
+    ds = _drop_bounds(ds, found)
+    ds = ds.drop_vars(
+        [axis for axis in found.values() if axis in ds.variables and axis not in found]
+    )
+    ds = ds.rename({name: axis for name, axis in found.items() if name != axis})
+    _check_dates(ds["time"])
+    check_time_axis(ds["time"])
+    if "level" in ds.dims:
+        ds = _level_in_hpa(ds)
+    return _normalize_longitude(_sort_latitude(ds))
+
+
+def channel_name(name: str, level: float | None) -> str:
+    """The channel label of a variable at a level: ``"t2m"``, ``"z@500"``."""
+    return name if level is None else f"{name}@{level:g}"
+
+
+def parse_variables(spec: str | Sequence[str]) -> list[tuple[str, float | None]]:
+    """``"z@500,t@850,t2m"`` (or a list of such strings) -> ``[("z", 500.0), ("t", 850.0),
+    ("t2m", None)]``. Levels are in the units of the level axis (hPa after standardize_axes)."""
+    entries = [spec] if isinstance(spec, str) else list(spec)
+    if not entries or not all(isinstance(entry, str) for entry in entries):
+        raise ValueError(
+            f"Variables must be a string like 'z@500,t2m' or a list of them, got {spec!r}."
+        )
+    parsed = [_parse_variable(item.strip(), spec) for item in ",".join(entries).split(",")]
+    labels = [channel_name(name, level) for name, level in parsed]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"Variables {', '.join(repeated)} are requested twice in {spec!r}.")
+    return parsed
+
+
+def season_months(season: str | Sequence[int]) -> list[int]:
+    """Month numbers of a season: ``"DJF"`` -> ``[12, 1, 2]``; numbers pass through checked."""
+    if isinstance(season, str):
+        letters = season.upper()
+        cyclic = MONTH_LETTERS * 2
+        starts = [start for start in range(12) if cyclic.startswith(letters, start)]
+        if not 0 < len(letters) <= 12 or len(starts) != 1:
+            reason = "is ambiguous" if len(starts) > 1 else "is not consecutive months"
+            raise ValueError(
+                f"Season {season!r} {reason}; expected consecutive month initials from "
+                f"'{MONTH_LETTERS}' such as 'DJF', 'JJA', 'NDJFM', or a list of month numbers."
+            )
+        return [(starts[0] + offset) % 12 + 1 for offset in range(len(letters))]
+    months = list(season)
+    if not months or not all(
+        isinstance(month, (int, np.integer)) and 1 <= month <= 12 for month in months
+    ):
+        raise ValueError(f"Season months must be integers 1..12, got {season!r}.")
+    return [int(month) for month in months]
+
+
+def select_fields(
+    ds: xr.Dataset,
+    variables: str | Sequence[str],
+    region: Region | None = None,
+    time: tuple[str, str] | None = None,
+    season: str | Sequence[int] | None = None,
+    coarsen: int | None = None,
+) -> xr.DataArray:
+    """Variables of a standardized dataset as a lazy ``(time, lat, lon, channel)`` float32 array.
+
+    ``variables``: as :func:`parse_variables`; ``channel`` holds the labels, ``units`` each
+    variable's units ("1" when it has none). ``region``: ``(lat_min, lat_max, lon_min, lon_max)``
+    in degrees, longitudes in either convention, running east from ``lon_min`` to ``lon_max``
+    (``lon_min > lon_max`` crosses the dateline). The crop is one contiguous block whose ``lon``
+    coordinate increases from ``lon_min`` wrapped to ``[-180, 180)``: a crop across the dateline
+    runs past 180 (``(10, 60, 160, -120)`` gives 160..240), a crop across Greenwich stays in
+    ``[-180, 180)``. ``time``: inclusive ``(start, end)`` date strings, any calendar. ``season``:
+    consecutive month letters ("DJF", "NDJFM") or month numbers. ``coarsen``: block mean over
+    ``coarsen x coarsen`` cells ignoring NaN (a block stays NaN only if all of it is), trimming
+    the edge. A channel without a single valid value raises ``ValueError``; that check is the
+    one computation done here (a streaming pass over the selection).
+    """
+    missing = [dim for dim in FIELD_DIMS if dim not in ds.dims]
+    if missing:
+        raise ValueError(
+            f"The dataset has no {', '.join(missing)} dimension (dims: "
+            f"{', '.join(map(str, ds.dims))}); run standardize_axes first."
+        )
+    channels = parse_variables(variables)
+    fields = xr.Dataset(
+        {channel_name(name, level): _channel_data(ds, name, level) for name, level in channels}
+    )
+    units = [str(ds[name].attrs.get("units", "1")) for name, _ in channels]
+    if time is not None:
+        fields = _select_time(fields, time)
+    if season is not None:
+        fields = _select_season(fields, season)
+    if region is not None:
+        fields = _crop(fields, region)
+    array = fields.to_dataarray(dim="channel").transpose(*FIELD_DIMS, "channel")
+    array = array.astype("float32").assign_coords(units=("channel", units))
+    if coarsen is not None:
+        array = _coarsen(array, coarsen)
+    _check_channels_have_data(array)
+    return array.rename("fields")
+
+
+def load_fields(
+    source: Source,
+    variables: str | Sequence[str],
+    *,
+    region: Region | None = None,
+    time: tuple[str, str] | None = None,
+    season: str | Sequence[int] | None = None,
+    coarsen: int | None = None,
+) -> xr.DataArray:
+    """``open_dataset`` + ``standardize_axes`` + ``select_fields``: a file to lazy fields."""
+    ds = standardize_axes(open_dataset(source))
+    return select_fields(ds, variables, region=region, time=time, season=season, coarsen=coarsen)
+
+
+def _resolve_paths(source: Source) -> list[str]:
+    entries = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not entries:
+        raise ValueError(
+            "No data source given; expected a path, a glob pattern or a list of paths."
+        )
+    paths = []
+    for entry in entries:
+        path = os.path.expanduser(os.fspath(entry))
+        if os.path.exists(path):
+            paths.append(path)
+        elif glob.has_magic(path):
+            matches = sorted(glob.glob(path))
+            if not matches:
+                raise FileNotFoundError(f"No files match the pattern '{path}'.")
+            paths.extend(matches)
+        else:
+            raise FileNotFoundError(f"No such file or Zarr store: '{path}'.")
+    return paths
+
+
+def _engine(paths: list[str]) -> str | None:
+    """``"zarr"`` when every path is a Zarr store, else None (xarray guesses each file's engine)."""
+    is_zarr = [os.path.isdir(path) or path.rstrip("/").endswith(".zarr") for path in paths]
+    return "zarr" if all(is_zarr) else None
+
+
+def _read(path: str, opener):
+    """Run ``opener``; a library error becomes ``ValueError`` naming ``path``."""
+    try:
+        return opener()
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"cannot read '{path}' as NetCDF or Zarr: {reason}") from error
+
+
+def _time_chunks(path: str, engine: str | None, time_chunk: int) -> dict:
+    """Dask chunks for a NetCDF source: ``time_chunk`` steps along the time dimension of ``path``."""
+    if engine == "zarr":
+        return {}
+    with _read(path, functools.partial(xr.open_dataset, path, engine=engine)) as probe:
+        time_dim = _find_axis(probe, "time")
+    return {} if time_dim is None else {time_dim: time_chunk}
+
+
+def _open_files(paths: list[str], engine: str | None, chunks: dict, source: Source) -> xr.Dataset:
+    grids = []
+
+    def record_grid(ds: xr.Dataset) -> xr.Dataset:
+        grids.append((ds.encoding.get("source", "?"), _horizontal_grid(ds)))
+        return ds
+
+    try:
+        combined = xr.open_mfdataset(
+            paths,
+            engine=engine,
+            chunks=chunks,
+            combine="by_coords",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+            join="outer",
+            preprocess=record_grid,
+        )
+    except Exception as error:
+        if not grids:
+            for path in paths:
+                _read(path, functools.partial(xr.open_dataset, path, engine=engine)).close()
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"cannot combine the files of {source!r}: {reason}") from error
+    (first_path, first_grid), *others = grids
+    for path, grid in others:
+        if not all(np.array_equal(a, b) for a, b in zip(grid, first_grid)):
+            combined.close()
+            raise ValueError(
+                f"'{path}' and '{first_path}' have different lat/lon grids; expected one grid "
+                "for all files (regrid them first)."
+            )
+    return combined
+
+
+def _horizontal_grid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    names = (_find_axis(ds, "lat"), _find_axis(ds, "lon"))
+    return tuple(np.array([]) if name is None else ds[name].values for name in names)
+
+
+def _find_axis(ds: xr.Dataset, axis: str) -> str | None:
+    """The dimension coordinate of ``axis``: CF metadata first, then the usual names."""
+    dimension_coordinates = [dim for dim in ds.dims if dim in ds.coords]
+    candidates = [name for key in CF_KEYS[axis] for name in ds.cf.axes.get(key, [])]
+    candidates += [name for key in CF_KEYS[axis] for name in ds.cf.coordinates.get(key, [])]
+    if axis == "time":
+        candidates += [dim for dim in dimension_coordinates if _is_dates(ds[dim])]
+    if axis == "level":
+        pressure_units = PRESSURE_UNITS_PA + PRESSURE_UNITS_HPA
+        candidates += [
+            d for d in dimension_coordinates if ds[d].attrs.get("units") in pressure_units
+        ]
+    candidates += AXIS_NAMES[axis]
+    return next((name for name in candidates if name in dimension_coordinates), None)
+
+
+def _reduce_ensemble_dims(ds: xr.Dataset) -> xr.Dataset:
+    if "number" in ds.dims:
+        ds = ds.isel(number=0, drop=True)
+    if "expver" in ds.dims:
+        versions = [ds.isel(expver=index, drop=True) for index in range(ds.sizes["expver"])]
+        ds = functools.reduce(lambda merged, version: merged.combine_first(version), versions)
+    return ds.drop_vars(["number", "expver"], errors="ignore")
+
+
+def _drop_bounds(ds: xr.Dataset, found: dict[str, str]) -> xr.Dataset:
+    bounds = [ds[name].attrs.get("bounds") for name in found]
+    return ds.drop_vars([name for name in bounds if name in ds.data_vars])
+
+
+def _is_dates(coordinate: xr.DataArray) -> bool:
+    if np.issubdtype(coordinate.dtype, np.datetime64):
+        return True
+    values = coordinate.values
+    return (
+        values.dtype == object and values.size > 0 and isinstance(values.flat[0], cftime.datetime)
+    )
+
+
+def _check_dates(time: xr.DataArray) -> None:
+    if time.size and not _is_dates(time):
+        raise ValueError(
+            f"The time coordinate holds {time.dtype} values, not dates (units: "
+            f"{time.attrs.get('units', 'none')}); expected CF time units like 'days since 2000-01-01'."
+        )
+
+
+def _level_in_hpa(ds: xr.Dataset) -> xr.Dataset:
+    level = ds["level"]
+    if level.attrs.get("units") not in PRESSURE_UNITS_PA:
+        return ds
+    in_hpa = level.copy(data=level.values / 100.0)
+    in_hpa.attrs["units"] = "hPa"
+    return ds.assign_coords(level=in_hpa)
+
+
+def _sort_latitude(ds: xr.Dataset) -> xr.Dataset:
+    steps = np.diff(ds["lat"].values)
+    if np.all(steps > 0):
+        return ds
+    if np.all(steps < 0):
+        return ds.isel(lat=slice(None, None, -1))
+    return ds.sortby("lat")
+
+
+def _normalize_longitude(ds: xr.Dataset) -> xr.Dataset:
+    """Wrap longitude to ``[-180, 180)``, sort it, and drop a repeated meridian (0 and 360)."""
+    lon = ds["lon"]
+    wrapped = np.mod(lon.values + 180.0, 360.0) - 180.0
+    order = np.argsort(wrapped, kind="stable")
+    order = order[np.concatenate(([True], np.diff(wrapped[order]) > 0))]
+    if np.array_equal(order, np.arange(lon.size)) and np.array_equal(wrapped, lon.values):
+        return ds
+    ds = ds.isel(lon=_as_slice(order))
+    return ds.assign_coords(lon=ds["lon"].copy(data=wrapped[order].astype(lon.dtype)))
+
+
+def _as_slice(indices: np.ndarray) -> slice | np.ndarray:
+    """A slice when ``indices`` are one increasing run (cheaper for dask), else the indices."""
+    if indices.size and np.all(np.diff(indices) == 1):
+        return slice(int(indices[0]), int(indices[-1]) + 1)
+    return indices
+
+
+def _parse_variable(entry: str, spec) -> tuple[str, float | None]:
+    match = VARIABLE_PATTERN.fullmatch(entry)
+    level = None
+    if match and match.group(2) is not None:
+        try:
+            level = float(match.group(2))
+        except ValueError:
+            match = None
+    if not match or (level is not None and not np.isfinite(level)):
+        raise ValueError(
+            f"Cannot parse variable {entry!r} in {spec!r}; expected 'name' or 'name@level', "
+            "comma-separated, e.g. 'z@500,t@850,t2m'."
+        )
+    return match.group(1), level
+
+
+def _channel_data(ds: xr.Dataset, name: str, level: float | None) -> xr.DataArray:
+    """Variable ``name`` at ``level`` as a lazy ``(time, lat, lon)`` array, checked."""
+    if name not in ds.data_vars:
+        available = ", ".join(sorted(map(str, ds.data_vars))) or "none"
+        raise ValueError(f"Variable '{name}' is not in the dataset; available: {available}.")
+    variable = ds[name]
+    extra = [str(dim) for dim in variable.dims if dim not in (*FIELD_DIMS, "level")]
+    missing = [dim for dim in FIELD_DIMS if dim not in variable.dims]
+    if extra or missing:
+        raise ValueError(
+            f"Variable '{name}' has dimensions ({', '.join(map(str, variable.dims))}); expected "
+            "time, lat, lon and optionally level."
+        )
+    if "level" not in variable.dims:
+        if level is not None:
+            raise ValueError(
+                f"Variable '{name}' has no level dimension; write '{name}' instead of "
+                f"'{channel_name(name, level)}'."
+            )
+        return variable.reset_coords(drop=True)
+    levels = variable["level"].values
+    listed = (
+        f"{', '.join(f'{value:g}' for value in levels)} {variable['level'].attrs.get('units', '')}"
+    )
+    if level is None:
+        raise ValueError(
+            f"Variable '{name}' has levels {listed.strip()}; choose one as '{name}@<level>', "
+            f"e.g. '{channel_name(name, float(levels[0]))}'."
+        )
+    matches = np.flatnonzero(np.isclose(levels, level, rtol=0.0, atol=COORDINATE_TOLERANCE))
+    if not matches.size:
+        raise ValueError(
+            f"Level {level:g} of '{name}' is not in the data; levels: {listed.strip()}."
+        )
+    return variable.isel(level=int(matches[0])).reset_coords(drop=True)
+
+
+def _select_time(fields: xr.Dataset, time: tuple[str, str]) -> xr.Dataset:
+    if isinstance(time, str) or len(time) != 2:
+        raise ValueError(
+            f"time must be a (start, end) pair like ('2000-01-01', '2000-12-31'), got {time!r}."
+        )
+    start, end = time
+    try:
+        selected = fields.sel(time=slice(start, end))
+    except Exception as error:
+        raise ValueError(f"Cannot select the time range {start!r} to {end!r}: {error}") from error
+    if not selected.sizes["time"]:
+        raise ValueError(
+            f"No timesteps between {start!r} and {end!r}; the data run from "
+            f"{fields.time.values[0]} to {fields.time.values[-1]}."
+        )
+    return selected
+
+
+def _select_season(fields: xr.Dataset, season: str | Sequence[int]) -> xr.Dataset:
+    months = season_months(season)
+    inside = np.flatnonzero(np.isin(fields.time.dt.month.values, months))
+    if not inside.size:
+        raise ValueError(f"No timesteps fall in season {season!r} (months {months}).")
+    return fields.isel(time=_as_slice(inside))
+
+
+def _crop(fields: xr.Dataset, region: Region) -> xr.Dataset:
+    lat_min, lat_max, lon_min, lon_max = _check_region(region)
+    lat = fields["lat"].values
+    rows = np.flatnonzero(
+        (lat >= lat_min - COORDINATE_TOLERANCE) & (lat <= lat_max + COORDINATE_TOLERANCE)
+    )
+    start = float(np.mod(lon_min + 180.0, 360.0) - 180.0)
+    width = 360.0 if lon_max - lon_min >= 360.0 else float(np.mod(lon_max - lon_min, 360.0))
+    offsets = np.mod(fields["lon"].values - start, 360.0)
+    offsets[offsets > 360.0 - COORDINATE_TOLERANCE] -= 360.0
+    columns = np.flatnonzero(offsets <= width + COORDINATE_TOLERANCE)
+    columns = columns[np.argsort(offsets[columns], kind="stable")]
+    if not rows.size or not columns.size:
+        raise ValueError(
+            f"The region {tuple(region)} holds no grid cells; the grid spans latitudes "
+            f"{lat.min():g}..{lat.max():g} and longitudes {fields['lon'].values.min():g}.."
+            f"{fields['lon'].values.max():g}."
+        )
+    cropped = fields.isel(lat=_as_slice(rows), lon=_as_slice(columns))
+    lon = cropped["lon"]
+    return cropped.assign_coords(lon=lon.copy(data=(start + offsets[columns]).astype(lon.dtype)))
+
+
+def _check_region(region: Region) -> Region:
+    try:
+        lat_min, lat_max, lon_min, lon_max = (float(value) for value in region)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"region must be (lat_min, lat_max, lon_min, lon_max) in degrees, got {region!r}."
+        ) from error
+    if not (-90.0 <= lat_min <= lat_max <= 90.0) or not np.isfinite([lon_min, lon_max]).all():
+        raise ValueError(
+            f"region {region!r} needs -90 <= lat_min <= lat_max <= 90 and finite longitudes."
+        )
+    return lat_min, lat_max, lon_min, lon_max
+
+
+def _coarsen(array: xr.DataArray, factor: int) -> xr.DataArray:
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ValueError(f"coarsen must be a positive integer factor, got {factor!r}.")
+    if factor > min(array.sizes["lat"], array.sizes["lon"]):
+        raise ValueError(
+            f"coarsen factor {factor} exceeds the grid ({array.sizes['lat']} x "
+            f"{array.sizes['lon']} cells)."
+        )
+    return array.coarsen(lat=factor, lon=factor, boundary="trim").mean()
+
+
+def _check_channels_have_data(array: xr.DataArray) -> None:
+    has_data = array.notnull().any(dim=FIELD_DIMS).values
+    empty = [str(name) for name, valid in zip(array["channel"].values, has_data) if not valid]
+    if empty:
+        raise ValueError(
+            f"Channel(s) {', '.join(empty)} are all NaN in the selection; expected valid values "
+            "(check the level, region, time range and season)."
+        )

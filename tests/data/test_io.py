@@ -1,0 +1,302 @@
+"""Reading NetCDF/Zarr into canonical fields: axes, channels, crops, seasons, errors."""
+
+import cftime
+import dask.array
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from faconvlstm.data.io import (
+    load_fields,
+    open_dataset,
+    parse_variables,
+    season_months,
+    select_fields,
+    standardize_axes,
+)
+
+LAT = np.array([-20.0, 0.0, 20.0, 40.0])
+LON = np.arange(0.0, 360.0, 30.0)  # 0..330, stored in the 0..360 convention
+
+
+def gridded(days=6, start="2000-01-01", lat=LAT, lon=LON, levels=(1000.0, 850.0, 500.0)):
+    """A canonical-named dataset: z(time, level, lat, lon), t2m(time, lat, lon), tp (no units).
+
+    Values encode their position, so a selection can be checked against a hand computation:
+    z = level + lat / 100 + lon / 1000 + 10 * day, t2m = 200 + lat + lon / 1000 + day.
+    """
+    time = pd.date_range(start, periods=days)
+    day = np.arange(days, dtype=float)[:, None, None]
+    grid = lat[:, None] / 100.0 + lon[None, :] / 1000.0
+    z = np.asarray(levels)[None, :, None, None] + grid + 10.0 * day[..., None]
+    t2m = 200.0 + lat[:, None] + lon[None, :] / 1000.0 + day
+    return xr.Dataset(
+        {
+            "z": (("time", "level", "lat", "lon"), z, {"units": "m**2 s**-2"}),
+            "t2m": (("time", "lat", "lon"), t2m, {"units": "K"}),
+            "tp": (("time", "lat", "lon"), np.ones_like(t2m)),
+        },
+        coords={
+            "time": time,
+            "level": ("level", list(levels), {"units": "hPa"}),
+            "lat": lat,
+            "lon": lon,
+        },
+    )
+
+
+def write(ds, path):
+    ds.to_netcdf(path)
+    return path
+
+
+def test_era5_like_file_gets_canonical_axes_and_merges_expver(tmp_path):
+    times = pd.date_range("2020-01-01", periods=4)
+    latitude = np.array([60.0, 30.0, 0.0, -30.0])  # descending, as ERA5
+    longitude = np.arange(0.0, 360.0, 90.0)
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(2, 2, 4, 2, 4, 4))  # number, expver, time, level, lat, lon
+    values[:, 0, 2:] = np.nan  # ERA5 (expver 1) missing the last days, ERA5T (5) has them
+    values[:, 1, :2] = np.nan
+    raw = xr.Dataset(
+        {
+            "z": (
+                ("number", "expver", "valid_time", "pressure_level", "latitude", "longitude"),
+                values,
+            )
+        },
+        coords={
+            "number": [0, 1],
+            "expver": ["0001", "0005"],
+            "valid_time": times,
+            "pressure_level": ("pressure_level", [850.0, 500.0], {"units": "hPa"}),
+            "latitude": ("latitude", latitude, {"units": "degrees_north"}),
+            "longitude": ("longitude", longitude, {"units": "degrees_east"}),
+        },
+    )
+    ds = standardize_axes(open_dataset(write(raw, tmp_path / "era5.nc")))
+
+    assert ds["z"].dims == ("time", "level", "lat", "lon")
+    assert "number" not in ds.variables and "expver" not in ds.variables
+    np.testing.assert_array_equal(ds["lat"], [-30.0, 0.0, 30.0, 60.0])
+    np.testing.assert_array_equal(ds["lon"], [-180.0, -90.0, 0.0, 90.0])
+    first_member = np.where(np.isnan(values[0, 0]), values[0, 1], values[0, 0])
+    expected = first_member[:, :, ::-1][..., [2, 3, 0, 1]]  # lat reversed, lon rolled
+    np.testing.assert_allclose(ds["z"].values, expected)
+    assert not np.isnan(ds["z"].values).any()
+
+
+def test_cmip_like_file_with_pa_levels_and_noleap_calendar(tmp_path):
+    time = xr.date_range("2001-02-27", periods=4, calendar="noleap", use_cftime=True)
+    levels = np.array([100000.0, 85000.0, 50000.0])
+    z = np.arange(4 * 3 * 2 * 3, dtype=float).reshape(4, 3, 2, 3)
+    raw = xr.Dataset(
+        {"zg": (("t", "plev", "y", "x"), z, {"units": "m"})},
+        coords={
+            "t": ("t", time, {"axis": "T"}),
+            "plev": ("plev", levels, {"units": "Pa", "standard_name": "air_pressure", "axis": "Z"}),
+            "y": ("y", [10.0, 20.0], {"standard_name": "latitude"}),
+            "x": ("x", [0.0, 120.0, 240.0], {"standard_name": "longitude"}),
+        },
+    )
+    fields = load_fields(write(raw, tmp_path / "cmip.nc"), "zg@500")
+
+    assert fields.dims == ("time", "lat", "lon", "channel")
+    assert isinstance(fields["time"].values[0], cftime.DatetimeNoLeap)
+    np.testing.assert_array_equal(fields["lon"], [-120.0, 0.0, 120.0])
+    np.testing.assert_allclose(fields.values[..., 0], z[:, 2][..., [2, 0, 1]])
+    # 2001 has no 29 February in the noleap calendar: 27 Feb .. 2 Mar are four days.
+    window = load_fields(tmp_path / "cmip.nc", "zg@850", time=("2001-02-28", "2001-03-01"))
+    assert [stamp.day for stamp in window["time"].values] == [28, 1]
+    np.testing.assert_allclose(window.values[..., 0], z[1:3, 1][..., [2, 0, 1]])
+
+
+def test_per_variable_and_per_year_files_merge_from_a_glob(tmp_path):
+    ds = gridded(days=6, start="2000-12-29")
+    for name in ("z", "t2m"):
+        for year, part in ds[[name]].groupby("time.year"):
+            write(part, tmp_path / f"{name}_{year}.nc")
+    merged = open_dataset(str(tmp_path / "*.nc"))
+    listed = open_dataset(sorted(tmp_path.glob("*.nc")))
+
+    for combined in (merged, listed):
+        xr.testing.assert_allclose(combined[["z", "t2m"]].compute(), ds[["z", "t2m"]])
+    assert merged["z"].chunks is not None
+
+
+def test_files_on_different_grids_are_refused(tmp_path):
+    write(gridded()[["z"]], tmp_path / "z.nc")
+    write(gridded(lat=LAT + 1.0)[["t2m"]], tmp_path / "t2m.nc")
+    with pytest.raises(ValueError, match="different lat/lon grids"):
+        open_dataset(str(tmp_path / "*.nc"))
+
+
+def test_zarr_store_is_read_lazily(tmp_path):
+    ds = gridded()
+    ds.to_zarr(tmp_path / "store.zarr", zarr_format=2)
+    opened = open_dataset(tmp_path / "store.zarr")
+
+    assert isinstance(opened["z"].data, dask.array.Array)
+    xr.testing.assert_allclose(opened.compute(), ds)
+
+
+def test_channels_names_units_values_and_laziness(tmp_path):
+    path = write(gridded(days=40), tmp_path / "data.nc")
+    fields = load_fields(path, ["z@500,t2m", "tp"])
+
+    assert open_dataset(path)["t2m"].chunks == ((32, 8), (4,), (12,))
+
+    assert fields.dims == ("time", "lat", "lon", "channel")
+    assert fields.dtype == np.float32
+    assert isinstance(fields.data, dask.array.Array)
+    assert list(fields["channel"].values) == ["z@500", "t2m", "tp"]
+    assert list(fields["units"].values) == ["m**2 s**-2", "K", "1"]
+    lon = np.array([-180.0, -150, -120, -90, -60, -30, 0, 30, 60, 90, 120, 150])
+    np.testing.assert_array_equal(fields["lon"], lon)
+    day = np.arange(40.0)[:, None, None]
+    expected_z = 500.0 + LAT[:, None] / 100.0 + np.mod(lon, 360.0) / 1000.0 + 10.0 * day
+    np.testing.assert_allclose(fields.sel(channel="z@500").values, expected_z, rtol=1e-6)
+
+
+def test_parse_variables():
+    assert parse_variables("z@500, t@850,t2m") == [("z", 500.0), ("t", 850.0), ("t2m", None)]
+    assert parse_variables(["z@500", "t2m"]) == [("z", 500.0), ("t2m", None)]
+    for bad in ("z@", "@500", "z@500hPa", "z@500@1", "z@500,,t2m", ""):
+        with pytest.raises(ValueError, match="Cannot parse variable"):
+            parse_variables(bad)
+    with pytest.raises(ValueError, match="requested twice"):
+        parse_variables("z@500,z@500.0")
+
+
+@pytest.mark.parametrize(
+    "region",
+    [(10, 60, 160, -120), (10, 60, 160, 240)],
+    ids=["signed", "0..360"],
+)
+def test_crop_across_the_dateline_is_contiguous(region):
+    ds = standardize_axes(gridded())
+    fields = select_fields(ds, "t2m", region=region)
+
+    np.testing.assert_array_equal(fields["lon"], [180.0, 210.0, 240.0])
+    np.testing.assert_array_equal(fields["lat"], [20.0, 40.0])
+    expected = 200.0 + LAT[2:, None] + np.array([180.0, 210.0, 240.0]) / 1000.0
+    np.testing.assert_allclose(fields.values[0, ..., 0], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("region", [(-20, 0, -60, 30), (-20, 0, 300, 30)], ids=["signed", "0..360"])
+def test_crop_across_greenwich_on_0_360_data(region):
+    ds = xr.Dataset({"t2m": gridded()["t2m"]})  # not standardized: lon stays 0..330
+    fields = select_fields(ds, "t2m", region=region)
+
+    np.testing.assert_array_equal(fields["lon"], [-60.0, -30.0, 0.0, 30.0])
+    stored = np.array([300.0, 330.0, 0.0, 30.0])
+    expected = 200.0 + LAT[:2, None] + stored / 1000.0
+    np.testing.assert_allclose(fields.values[0, ..., 0], expected, rtol=1e-6)
+
+
+def test_season_selects_only_its_months():
+    ds = standardize_axes(gridded(days=180, start="2000-10-01"))
+    djf = select_fields(ds, "t2m", season="DJF")
+    by_numbers = select_fields(ds, "t2m", season=[12, 1, 2])
+
+    assert set(djf["time"].dt.month.values) == {12, 1, 2}
+    assert djf.sizes["time"] == 31 + 31 + 28  # December 2000, January and February 2001
+    xr.testing.assert_identical(djf, by_numbers)
+    assert season_months("NDJFM") == [11, 12, 1, 2, 3]
+    assert season_months("mam") == [3, 4, 5]
+
+
+def test_time_range_is_inclusive():
+    ds = standardize_axes(gridded(days=10))
+    fields = select_fields(ds, "t2m", time=("2000-01-03", "2000-01-05"))
+
+    assert list(fields["time"].dt.day.values) == [3, 4, 5]
+    np.testing.assert_allclose(fields.values[:, 0, 0, 0], 200.0 - 20.0 + 0.18 + np.array([2, 3, 4]))
+
+
+def test_coarsen_is_a_nan_aware_block_mean():
+    values = np.arange(2 * 5 * 5, dtype=float).reshape(2, 5, 5)
+    values[0, 0, 0] = np.nan  # one NaN in a block: the mean of the other three
+    values[0, 2:4, 2:4] = np.nan  # a block of NaN stays NaN
+    ds = xr.Dataset(
+        {"sst": (("time", "lat", "lon"), values)},
+        coords={
+            "time": pd.date_range("2000-01-01", periods=2),
+            "lat": np.arange(5.0),
+            "lon": np.arange(5.0),
+        },
+    ).chunk()
+    fields = select_fields(ds, "sst", coarsen=2)
+
+    assert fields.sizes == {"time": 2, "lat": 2, "lon": 2, "channel": 1}  # edge trimmed
+    # values[t, i, j] = 25 t + 5 i + j; block means by hand, NaN cells left out.
+    expected = np.array([[[4.0, 5.0], [13.0, np.nan]], [[28.0, 30.0], [38.0, 40.0]]])
+    np.testing.assert_allclose(fields.values[..., 0], expected, rtol=1e-6)
+    np.testing.assert_array_equal(fields["lat"], [0.5, 2.5])
+
+
+def test_missing_files_are_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="absent.nc"):
+        open_dataset(tmp_path / "absent.nc")
+    with pytest.raises(FileNotFoundError, match=r"No files match the pattern .*\*\.nc"):
+        open_dataset(str(tmp_path / "*.nc"))
+
+
+def test_unreadable_file_is_a_value_error(tmp_path):
+    garbage = tmp_path / "garbage.nc"
+    garbage.write_bytes(b"this is not a netcdf file" * 10)
+    with pytest.raises(ValueError, match="cannot read '.*garbage.nc' as NetCDF or Zarr: "):
+        open_dataset(garbage)
+    write(gridded(), tmp_path / "good.nc")
+    with pytest.raises(ValueError, match="cannot read '.*garbage.nc' as NetCDF or Zarr: "):
+        open_dataset([tmp_path / "good.nc", garbage])
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        ("q@500", "Variable 'q' is not in the dataset; available: t2m, tp, z"),
+        ("z@700", r"Level 700 of 'z' is not in the data; levels: 1000, 850, 500 hPa"),
+        ("t2m@500", "'t2m' has no level dimension; write 't2m' instead of 't2m@500'"),
+        ("z", r"'z' has levels 1000, 850, 500 hPa; choose one as 'z@<level>'"),
+    ],
+)
+def test_variable_errors(variables, message):
+    with pytest.raises(ValueError, match=message):
+        select_fields(standardize_axes(gridded()), variables)
+
+
+def test_time_axis_errors():
+    ds = gridded()
+    with pytest.raises(
+        ValueError, match=r"No time axis found among the dimensions \(level, lat, lon\)"
+    ):
+        standardize_axes(ds.isel(time=0, drop=True))
+    with pytest.raises(ValueError, match="duplicated stamps"):
+        standardize_axes(ds.isel(time=[0, 1, 1, 2]))
+    with pytest.raises(ValueError, match="not increasing"):
+        standardize_axes(ds.isel(time=[0, 2, 1]))
+
+
+def test_selection_errors():
+    ds = gridded()
+    ds["z"][:, 2] = np.nan  # z@500 holds no data at all
+    ds = standardize_axes(ds)
+    with pytest.raises(ValueError, match="region .* holds no grid cells"):
+        select_fields(ds, "t2m", region=(50, 60, 0, 40))
+    with pytest.raises(ValueError, match="No timesteps between '2001-01-01' and '2001-02-01'"):
+        select_fields(ds, "t2m", time=("2001-01-01", "2001-02-01"))
+    with pytest.raises(ValueError, match="Channel.* z@500 are all NaN"):
+        select_fields(ds, "t2m,z@500")
+    for season, reason in [
+        ("DFJ", "not consecutive"),
+        ("J", "ambiguous"),
+        ("XYZ", "not consecutive"),
+    ]:
+        with pytest.raises(ValueError, match=f"Season '{season}' is {reason}"):
+            select_fields(ds, "t2m", season=season)
+    with pytest.raises(ValueError, match="integers 1..12"):
+        select_fields(ds, "t2m", season=[0, 13])
+    with pytest.raises(ValueError, match="No timesteps fall in season 'JJA'"):
+        select_fields(ds, "t2m", season="JJA")
