@@ -16,8 +16,8 @@ import xarray as xr
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    The temporary file (or directory, for Zarr stores) lives in the same directory, so the
-    final ``os.replace`` is atomic. On any error it is removed and ``path`` is untouched.
+    The temporary file (or directory, for Zarr stores) lives in the same directory and keeps
+    the suffix (writers pick their format from it), so the final ``os.replace`` is atomic. On any error it is removed and ``path`` is untouched.
     """
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
@@ -25,7 +25,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise FileNotFoundError(f"Output directory '{directory}' does not exist.")
     if not os.access(directory, os.W_OK):
         raise PermissionError(f"Output directory '{directory}' is not writable.")
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=directory
+    )
     os.close(handle)
     os.remove(temporary)
     temporary = Path(temporary)

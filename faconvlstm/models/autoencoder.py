@@ -1,0 +1,141 @@
+"""The autoencoder that learns per-timestep embeddings of gridded multivariate fields.
+
+``frames + validity -> recurrent encoder -> SubspaceHead -> TemporalSelfAttention -> z``, and
+``z -> FrameDecoder -> reconstruction`` trained with the masked, area-weighted MSE. With
+``cell="convlstm"`` the encoder is ``keras.layers.ConvLSTM2D`` and everything else identical,
+the twin the evaluation compares against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from faconvlstm.layers import (
+    FAConvLSTM2D,
+    SeasonalPositionalEncoding,
+    SubspaceHead,
+    TemporalSelfAttention,
+)
+from faconvlstm.models.decoder import UPSAMPLING, FrameDecoder
+from faconvlstm.models.losses import MaskedReconstructionLoss
+
+#: The model's inputs: normalised frames with invalid cells set to 0, the per-cell loss
+#: weight (cos latitude where valid, 0 where not), both ``(B, T, H, W, C)``, and the fraction
+#: of the calendar year of each step ``(B, T)``.
+INPUT_NAMES = ("frames", "weights", "year_fraction")
+CELLS = ("fa", "convlstm")
+MIN_GRID = UPSAMPLING
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines the model's architecture (saved with every run).
+
+    ``layer_options`` go to each ``FAConvLSTM2D`` (e.g. ``{"attention_every": 0}`` for an
+    ablation); they are ignored by the ConvLSTM2D twin. ``harmonics=0`` drops the seasonal
+    part of the positional encoding; ``temporal_attention=False`` drops the whole block.
+    """
+
+    channels: int
+    grid: tuple[int, int]
+    window: int = 16
+    filters: tuple[int, ...] = (16, 16)
+    kernel_size: int = 3
+    cell: str = "fa"
+    layer_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    embedding_dim: int = 8
+    orthogonality: float = 1e-2
+    temporal_attention: bool = True
+    harmonics: int = 3
+    position_dim: int = 8
+    attention_heads: int = 2
+    decoder_filters: int = 16
+
+    def __post_init__(self):
+        object.__setattr__(self, "grid", tuple(int(size) for size in self.grid))
+        object.__setattr__(self, "filters", tuple(int(size) for size in self.filters))
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}; got {self.cell!r}.")
+        if min(self.grid) < MIN_GRID:
+            raise ValueError(
+                f"The grid {self.grid[0]}x{self.grid[1]} is too small for the model; expected "
+                f"at least {MIN_GRID}x{MIN_GRID} cells."
+            )
+        for name in ("channels", "window", "kernel_size", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}.")
+        if not self.filters or min(self.filters) < 1:
+            raise ValueError(f"filters must be one or more positive integers; got {self.filters}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown model settings {unknown}; expected some of {sorted(known)}.")
+        return cls(**values)
+
+
+def _recurrent_layer(config: ModelConfig, filters: int, index: int) -> layers.Layer:
+    common = dict(padding="same", return_sequences=True, name=f"encoder_{index}")
+    if config.cell == "convlstm":
+        return layers.ConvLSTM2D(filters, config.kernel_size, **common)
+    return FAConvLSTM2D(filters, config.kernel_size, **common, **config.layer_options)
+
+
+def build_autoencoder(config: ModelConfig) -> keras.Model:
+    """The trainable model; its loss is added inside, so compile it without one.
+
+    Values at cells of weight 0 are ignored (zeroed) and a validity channel is appended, so
+    whatever fills invalid cells cannot leak into the embedding. Inputs: a dict with
+    :data:`INPUT_NAMES`. Outputs: ``{"embedding": (B, T, d),
+    "reconstruction": (B, T, H, W, C)}``.
+    """
+    frame_shape = (config.window, *config.grid, config.channels)
+    frames = keras.Input(frame_shape, name="frames")
+    weights = keras.Input(frame_shape, name="weights")
+    year_fraction = keras.Input((config.window,), name="year_fraction")
+
+    valid = ops.cast(weights > 0, frames.dtype)
+    any_valid = ops.max(valid, axis=-1, keepdims=True)
+    hidden = ops.concatenate([frames * valid, any_valid], axis=-1)
+    for index, filters in enumerate(config.filters):
+        hidden = _recurrent_layer(config, filters, index)(hidden)
+    pooling_weights = ops.mean(weights, axis=-1)
+    z = SubspaceHead(
+        config.embedding_dim, orthogonality=config.orthogonality, name="subspace_head"
+    )([hidden, pooling_weights])
+    if config.temporal_attention:
+        encoding = SeasonalPositionalEncoding(
+            config.harmonics, config.position_dim, name="positional_encoding"
+        )(year_fraction)
+        z = TemporalSelfAttention(config.attention_heads, name="temporal_attention")([z, encoding])
+    embedding = layers.Identity(name="embedding")(z)
+    reconstruction = FrameDecoder(
+        config.grid, config.channels, config.decoder_filters, name="decoder"
+    )(embedding)
+    reconstruction = MaskedReconstructionLoss(name="reconstruction")(
+        [reconstruction, frames, weights]
+    )
+    name = f"{config.cell}_autoencoder"
+    return keras.Model(
+        {"frames": frames, "weights": weights, "year_fraction": year_fraction},
+        {"embedding": embedding, "reconstruction": reconstruction},
+        name=name,
+    )
+
+
+def embedding_model(autoencoder: keras.Model) -> keras.Model:
+    """The encoder half of a built autoencoder (shared weights): inputs -> ``(B, T, d)``."""
+    return keras.Model(autoencoder.inputs, autoencoder.get_layer("embedding").output)

@@ -1,0 +1,129 @@
+"""The autoencoder: shapes, the masked loss, the ConvLSTM2D twin, config and save/load."""
+
+import keras
+import numpy as np
+import pytest
+
+from faconvlstm.models import (
+    MaskedReconstructionLoss,
+    ModelConfig,
+    build_autoencoder,
+    embedding_model,
+)
+
+CONFIG = dict(channels=3, grid=(8, 9), window=6, filters=(6,), embedding_dim=4)
+
+
+def random_inputs(rng, config: ModelConfig, batch: int = 2) -> dict[str, np.ndarray]:
+    shape = (batch, config.window, *config.grid, config.channels)
+    weights = np.cos(np.linspace(-1, 1, config.grid[0]))[None, None, :, None, None]
+    weights = np.broadcast_to(weights, shape) * (rng.random(shape) > 0.2)
+    return {
+        "frames": rng.normal(size=shape).astype("float32"),
+        "weights": weights.astype("float32"),
+        "year_fraction": rng.random((batch, config.window)).astype("float32"),
+    }
+
+
+def test_outputs_have_the_documented_shapes(rng):
+    config = ModelConfig(**CONFIG)
+    outputs = build_autoencoder(config)(random_inputs(rng, config))
+    assert tuple(outputs["embedding"].shape) == (2, 6, 4)
+    assert tuple(outputs["reconstruction"].shape) == (2, 6, 8, 9, 3)
+
+
+def test_masked_loss_is_the_weighted_mse_and_ignores_invalid_cells(rng):
+    shape = (2, 3, 4, 5, 2)
+    frames, reconstruction = rng.normal(size=shape), rng.normal(size=shape)
+    weights = rng.random(shape) * (rng.random(shape) > 0.5)
+    layer = MaskedReconstructionLoss()
+    layer([keras.ops.convert_to_tensor(a, "float32") for a in (reconstruction, frames, weights)])
+    expected = np.sum(weights * (reconstruction - frames) ** 2) / np.sum(weights)
+    np.testing.assert_allclose(float(layer.losses[0]), expected, rtol=1e-5)
+
+    garbage = np.where(weights > 0, frames, 1e6)
+    again = MaskedReconstructionLoss()
+    again([keras.ops.convert_to_tensor(a, "float32") for a in (reconstruction, garbage, weights)])
+    assert float(again.losses[0]) == pytest.approx(float(layer.losses[0]), rel=1e-6)
+
+
+def test_invalid_cells_do_not_change_the_embedding(rng):
+    config = ModelConfig(**CONFIG)
+    model = embedding_model(build_autoencoder(config))
+    inputs = random_inputs(rng, config)
+    invalid = inputs["weights"] == 0
+    garbage = dict(inputs, frames=np.where(invalid, 1e3, inputs["frames"]).astype("float32"))
+    np.testing.assert_allclose(
+        np.asarray(model.predict_on_batch(garbage)),
+        np.asarray(model.predict_on_batch(inputs)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_convlstm_twin_differs_only_in_the_encoder(rng):
+    fa = build_autoencoder(ModelConfig(**CONFIG))
+    twin = build_autoencoder(ModelConfig(**CONFIG, cell="convlstm"))
+    assert type(twin.get_layer("encoder_0")) is keras.layers.ConvLSTM2D
+    assert type(fa.get_layer("encoder_0")).__name__ == "FAConvLSTM2D"
+    rest = lambda model: [  # noqa: E731
+        (layer.name, layer.count_params()) for layer in model.layers if layer.name != "encoder_0"
+    ]
+    assert rest(fa) == rest(twin)
+    assert fa.get_layer("encoder_0").count_params() < twin.get_layer("encoder_0").count_params()
+
+
+def test_layer_options_reach_the_fa_layers():
+    model = build_autoencoder(ModelConfig(**CONFIG, layer_options={"attention_every": 0}))
+    assert model.get_layer("encoder_0").attention_every == 0
+
+
+def test_training_lowers_the_loss(rng):
+    config = ModelConfig(**CONFIG)
+    model = build_autoencoder(config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    inputs = random_inputs(rng, config, batch=4)
+    pattern = np.sin(np.arange(8))[:, None, None] + np.cos(np.arange(9))[None, :, None]
+    inputs["frames"] = (pattern + 0.1 * inputs["frames"]).astype("float32")
+    history = model.fit(inputs, epochs=15, batch_size=4, verbose=0).history["loss"]
+    assert history[-1] < 0.5 * history[0]
+
+
+def test_save_and_load_give_identical_outputs(rng, tmp_path):
+    config = ModelConfig(**CONFIG)
+    model = build_autoencoder(config)
+    inputs = random_inputs(rng, config)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    for name in ("embedding", "reconstruction"):
+        np.testing.assert_allclose(
+            np.asarray(loaded.predict_on_batch(inputs)[name]),
+            np.asarray(model.predict_on_batch(inputs)[name]),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_config_round_trips_through_a_dict():
+    config = ModelConfig(**CONFIG, layer_options={"attention_every": 2})
+    assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(grid=(3, 9)), "too small"),
+        (dict(cell="gru"), "cell must be one of"),
+        (dict(window=0), "window must be a positive integer"),
+        (dict(filters=()), "filters must be one or more"),
+    ],
+)
+def test_bad_settings_raise_clear_errors(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**{**CONFIG, **settings})
+
+
+def test_unknown_settings_are_named():
+    with pytest.raises(ValueError, match=r"Unknown model settings \['colour'\]"):
+        ModelConfig.from_dict({**CONFIG, "colour": "red"})
