@@ -1,0 +1,123 @@
+"""Sliding windows of T timesteps, served lazily as a Keras ``PyDataset``.
+
+Windows never cross a gap in time (a missing day, or the jump between two winters of a
+season subset): they are drawn inside the runs :func:`~faconvlstm.data.calendar.contiguous_segments`
+finds. For embedding, every timestep takes its embedding from the window in which it sits
+nearest the centre, so a day's embedding does not depend on where a window happened to start.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import xarray as xr
+
+from faconvlstm.data.calendar import contiguous_segments, year_fraction
+from faconvlstm.data.preprocessing import area_weights
+
+#: Fields smaller than this are loaded into memory once; larger ones are read window by window.
+IN_MEMORY_BYTES = 1 << 30
+
+
+def training_starts(time: xr.DataArray, window: int, stride: int = 1) -> np.ndarray:
+    """Start indices of every window of ``window`` steps inside a gap-free run, ``stride`` apart."""
+    starts = [
+        np.arange(segment.start, segment.stop - window + 1, stride)
+        for segment in contiguous_segments(time)
+    ]
+    starts = np.concatenate(starts) if starts else np.array([], dtype=int)
+    if starts.size == 0:
+        longest = max(segment.stop - segment.start for segment in contiguous_segments(time))
+        raise ValueError(
+            f"No window of {window} timesteps fits in the data: its longest gap-free run has "
+            f"{longest} steps; use a shorter window or more data."
+        )
+    return starts.astype(int)
+
+
+def centre_windows(time: xr.DataArray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which window embeds each timestep: ``(starts, step_window, step_offset)``.
+
+    ``starts`` are the distinct window starts needed; timestep ``j`` takes position
+    ``step_offset[j]`` of window ``step_window[j]`` (an index into ``starts``), the window in
+    which it is nearest the centre. Steps in a gap-free run shorter than ``window`` get
+    ``step_window = -1`` (no embedding). Every other timestep is covered exactly once.
+    """
+    steps = int(time.size)
+    step_start = np.full(steps, -1)
+    for segment in contiguous_segments(time):
+        if segment.stop - segment.start < window:
+            continue
+        index = np.arange(segment.start, segment.stop)
+        step_start[index] = np.clip(index - window // 2, segment.start, segment.stop - window)
+    starts = np.unique(step_start[step_start >= 0])
+    step_window = np.full(steps, -1)
+    covered = step_start >= 0
+    step_window[covered] = np.searchsorted(starts, step_start[covered])
+    step_offset = np.where(covered, np.arange(steps) - step_start, -1)
+    return starts, step_window, step_offset
+
+
+class WindowDataset(keras.utils.PyDataset):
+    """Batches of model inputs from preprocessed fields ``(time, lat, lon, channel)``.
+
+    Each item is ``{"frames", "weights", "year_fraction"}`` for ``batch_size`` windows: NaN
+    cells become 0 in ``frames`` and weight 0 in ``weights`` (cos latitude elsewhere). With
+    ``shuffle`` the window order is redrawn each epoch from ``(seed, epoch)``. Fields
+    under :data:`IN_MEMORY_BYTES` are loaded once; larger (dask-backed) ones are read window
+    by window, so a file larger than memory streams.
+    """
+
+    def __init__(
+        self,
+        fields: xr.DataArray,
+        window: int,
+        starts: np.ndarray,
+        batch_size: int = 8,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.fields = fields.load() if fields.nbytes <= IN_MEMORY_BYTES else fields
+        self.window = window
+        self.starts = np.asarray(starts, dtype=int)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = epoch
+        self.cell_area = area_weights(fields["lat"].values)[:, None, None].astype("float32")
+        self.year_fraction = year_fraction(fields["time"])
+        self.order = self._epoch_order()
+
+    def __len__(self) -> int:
+        return math.ceil(self.starts.size / self.batch_size)
+
+    def _epoch_order(self) -> np.ndarray:
+        """Window order of the current epoch: a function of ``(seed, epoch)`` only, so a
+        resumed run sees the same batches as an uninterrupted one."""
+        if not self.shuffle:
+            return np.arange(self.starts.size)
+        return np.random.default_rng((self.seed, self.epoch)).permutation(self.starts.size)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = self._epoch_order()
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        chosen = self.starts[self.order[index * self.batch_size : (index + 1) * self.batch_size]]
+        windows = [self._window(start) for start in chosen]
+        return {name: np.stack([w[name] for w in windows]) for name in windows[0]}
+
+    def _window(self, start: int) -> dict[str, np.ndarray]:
+        steps = slice(start, start + self.window)
+        values = np.asarray(self.fields.isel(time=steps).values, dtype="float32")
+        valid = np.isfinite(values)
+        return {
+            "frames": np.where(valid, values, 0.0).astype("float32"),
+            "weights": (valid * self.cell_area).astype("float32"),
+            "year_fraction": self.year_fraction[steps],
+        }

@@ -1,0 +1,80 @@
+"""Sliding windows: coverage, gaps, centring, and the batches they serve."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from faconvlstm.data.calendar import year_fraction
+from faconvlstm.data.windows import WindowDataset, centre_windows, training_starts
+
+
+def daily_time(days: int, drop: slice | None = None) -> xr.DataArray:
+    time = xr.date_range("2001-01-01", periods=days, freq="D", calendar="noleap", use_cftime=True)
+    index = np.arange(days)
+    if drop is not None:
+        index = np.delete(index, np.arange(days)[drop])
+    return xr.DataArray(time[index], dims="time")
+
+
+def test_centre_windows_embed_every_timestep_once_nearest_the_centre():
+    time = daily_time(40)
+    starts, step_window, step_offset = centre_windows(time, window=8)
+    absolute = starts[step_window] + step_offset
+    np.testing.assert_array_equal(absolute, np.arange(40))
+    interior = slice(4, 36)
+    np.testing.assert_array_equal(step_offset[interior], 4)
+    assert starts.min() == 0 and starts.max() == 32
+
+
+def test_no_window_spans_a_gap_and_short_runs_get_no_embedding():
+    time = daily_time(40, drop=slice(20, 25))  # runs of 20 and 15 steps
+    starts, step_window, step_offset = centre_windows(time, window=16)
+    covered = step_window >= 0
+    assert covered[:20].all() and not covered[20:].any()
+    assert (starts + 16 <= 20).all()
+    for start in training_starts(time, window=8):
+        assert start + 8 <= 20 or start >= 20
+
+
+def test_training_starts_follow_the_stride_within_each_run():
+    time = daily_time(30, drop=slice(10, 12))  # runs [0, 10) and [10, 28)
+    np.testing.assert_array_equal(training_starts(time, 5, stride=3), [0, 3, 10, 13, 16, 19, 22])
+
+
+def test_training_starts_name_the_problem_when_no_window_fits():
+    with pytest.raises(ValueError, match="No window of 16 timesteps fits.*longest gap-free run has 10"):
+        training_starts(daily_time(10), 16)
+
+
+def make_fields(rng, days: int = 12) -> xr.DataArray:
+    values = rng.normal(size=(days, 3, 4, 2)).astype("float32")
+    values[:, 0, 0, 1] = np.nan
+    return xr.DataArray(
+        values,
+        dims=("time", "lat", "lon", "channel"),
+        coords={"time": daily_time(days), "lat": [-60.0, 0.0, 60.0], "lon": np.arange(4.0),
+                "channel": ["a", "b"]},
+    )
+
+
+def test_batches_fill_invalid_cells_and_weight_them_zero(rng):
+    fields = make_fields(rng)
+    batch = WindowDataset(fields, window=5, starts=np.array([0, 3, 7]), batch_size=2)[0]
+    assert batch["frames"].shape == (2, 5, 3, 4, 2)
+    assert batch["weights"].shape == (2, 5, 3, 4, 2)
+    np.testing.assert_array_equal(batch["frames"][:, :, 0, 0, 1], 0.0)
+    np.testing.assert_array_equal(batch["weights"][:, :, 0, 0, 1], 0.0)
+    np.testing.assert_allclose(batch["weights"][0, 0, :, 1, 0], [0.5, 1.0, 0.5], atol=1e-6)
+    np.testing.assert_array_equal(batch["frames"][1], np.nan_to_num(fields.values[3:8]))
+    np.testing.assert_allclose(batch["year_fraction"][1], year_fraction(fields["time"])[3:8])
+
+
+def test_shuffled_order_depends_only_on_seed_and_epoch(rng):
+    fields = make_fields(rng, days=30)
+    starts = np.arange(20)
+    first = WindowDataset(fields, 4, starts, batch_size=20, shuffle=True, seed=3)
+    first.on_epoch_end()
+    resumed = WindowDataset(fields, 4, starts, batch_size=20, shuffle=True, seed=3, epoch=1)
+    np.testing.assert_array_equal(first.order, resumed.order)
+    assert sorted(first.order) == list(range(20))
+    assert not np.array_equal(first.order, WindowDataset(fields, 4, starts, 20, True, 3).order)
