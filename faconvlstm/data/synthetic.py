@@ -103,11 +103,18 @@ def make_synthetic_dataset(years: int = 4, start: str = "2000-01-01", calendar: 
     return _dataset(time, lat, lon, land, factors, fields, regime_names, seed, noise)
 
 
+#: Timesteps per stored NetCDF chunk, the reader's chunk along time.
+TIME_CHUNK = 32
+
+
 def write_synthetic_dataset(path: str | os.PathLike, **kwargs) -> Path:
     """Write ``make_synthetic_dataset(**kwargs)`` to the NetCDF file ``path`` atomically."""
     dataset = make_synthetic_dataset(**kwargs)
     for variable in dataset.data_vars.values():
         variable.encoding.update(zlib=True, complevel=1)
+        if "time" in variable.dims:
+            chunks = dict(variable.sizes, time=min(TIME_CHUNK, dataset.sizes["time"]))
+            variable.encoding["chunksizes"] = tuple(chunks[dim] for dim in variable.dims)
     return write_netcdf(dataset, path)
 
 

@@ -37,7 +37,10 @@ class SubspaceHead(layers.Layer):
 
     ``v = h P + b`` (``P``: ``F -> projection_dim``, default ``F``) is pooled over the grid twice:
     the weighted mean ``sum(w v) / sum(w)`` and an attention pooling (softmax of ``v a`` over the
-    cells with ``w > 0``). ``[mean, attention] basis + bias`` is the embedding; the
+    cells with ``w > 0``). With ``normalize_pooled`` (default) the pooled features are
+    standardised over the batch and time (batch normalisation without learned scale or shift):
+    spatial means of a feature map barely vary in time, and unscaled they would leave the
+    embedding almost constant. ``[mean, attention] basis + bias`` is the embedding; the
     ``(2 * projection_dim, embedding_dim)`` basis starts orthonormal and
     ``orthogonality * ||basis^T basis - I||_F^2`` is added as a loss. Cells with ``w == 0`` never
     influence the output; a step without any valid cell pools to zeros. The grid may be unknown
@@ -49,9 +52,11 @@ class SubspaceHead(layers.Layer):
         embedding_dim: int = 16,
         projection_dim: int | None = None,
         orthogonality: float = 1e-2,
+        normalize_pooled: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.normalize_pooled = bool(normalize_pooled)
         self.embedding_dim = arguments.positive_int(embedding_dim, "embedding_dim")
         self.projection_dim = arguments.positive_int(
             projection_dim, "projection_dim", allow_none=True
@@ -78,6 +83,12 @@ class SubspaceHead(layers.Layer):
             shape=(2 * projection_dim, self.embedding_dim), name="basis", initializer="orthogonal"
         )
         self.bias = self.add_weight(shape=(self.embedding_dim,), name="bias", initializer="zeros")
+        self.pooled_norm = None
+        if self.normalize_pooled:
+            self.pooled_norm = layers.BatchNormalization(
+                center=False, scale=False, dtype=self.dtype_policy, name="pooled_norm"
+            )
+            self.pooled_norm.build((None, None, 2 * projection_dim))
 
     def _features_shape(self, input_shape) -> tuple:
         """The shape of ``h``, after checking both input shapes."""
@@ -99,7 +110,7 @@ class SubspaceHead(layers.Layer):
         deviation = gram - ops.eye(self.embedding_dim, dtype=gram.dtype)
         return self.orthogonality * ops.sum(ops.square(deviation))
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         features, weights = inputs
         weights = ops.cast(weights, self.compute_dtype)
         valid = weights > 0
@@ -110,6 +121,8 @@ class SubspaceHead(layers.Layer):
             [self._weighted_mean(projected, weights), self._attention_pool(projected, valid)],
             axis=-1,
         )
+        if self.pooled_norm is not None:
+            pooled = self.pooled_norm(pooled, training=training)
         if self.orthogonality > 0:
             self.add_loss(self.orthogonality_penalty())
         return ops.matmul(pooled, self.basis) + self.bias
@@ -140,4 +153,5 @@ class SubspaceHead(layers.Layer):
             "embedding_dim": self.embedding_dim,
             "projection_dim": self.projection_dim,
             "orthogonality": self.orthogonality,
+            "normalize_pooled": self.normalize_pooled,
         }

@@ -9,11 +9,14 @@ from faconvlstm.layers import arguments
 
 @saving.register_keras_serializable(package="faconvlstm")
 class TemporalSelfAttention(layers.Layer):
-    """One post-norm transformer block over time, told each step's position by an encoding.
+    """One pre-norm transformer block over time, told each step's position by an encoding.
 
     ``[z, encoding]`` with ``z`` ``(B, T, d)`` and ``encoding`` ``(B, T, E)`` -> ``(B, T, d)``:
-    ``x = z + encoding W_e`` (no bias), ``y = LayerNorm(x + MHA(x, x))``,
-    ``out = LayerNorm(y + FFN(y))`` with ``FFN = Dense(d * ffn_multiplier, gelu) -> Dense(d)``.
+    ``x = LayerNorm(z) + encoding W_e`` (no bias), ``y = z + MHA(x, x)``,
+    ``out = y + FFN(LayerNorm(y))`` with ``FFN = Dense(d * ffn_multiplier, gelu) -> Dense(d)``.
+    The encoding enters only what the attention compares and mixes, never the residual
+    stream, so ``z`` passes through unchanged at its own scale and what the encoder measured
+    is not drowned by the calendar.
 
     Args:
         heads: attention heads.
@@ -86,11 +89,12 @@ class TemporalSelfAttention(layers.Layer):
 
     def call(self, inputs, training=None):
         sequence, encoding = inputs
-        x = sequence + ops.matmul(ops.cast(encoding, self.compute_dtype), self.encoding_kernel)
+        position = ops.matmul(ops.cast(encoding, self.compute_dtype), self.encoding_kernel)
+        x = self.attention_norm(sequence) + position
         attended = self.attention(x, x, use_causal_mask=self.causal, training=training)
-        y = self.attention_norm(x + self.residual_dropout(attended, training=training))
-        transformed = self.ffn_output(self.ffn_hidden(y))
-        return self.ffn_norm(y + self.residual_dropout(transformed, training=training))
+        y = sequence + self.residual_dropout(attended, training=training)
+        transformed = self.ffn_output(self.ffn_hidden(self.ffn_norm(y)))
+        return y + self.residual_dropout(transformed, training=training)
 
     def compute_output_shape(self, input_shape):
         sequence_shape, _ = self._check_shapes(input_shape)

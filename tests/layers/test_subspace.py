@@ -31,15 +31,18 @@ def randomize(head: SubspaceHead, rng, zero_attention=False) -> None:
         head.attention_kernel.assign(np.zeros(head.attention_kernel.shape, "float32"))
 
 
-def reference_head(head: SubspaceHead, features, weights) -> np.ndarray:
-    """The head's forward pass in float64 NumPy, one step at a time."""
+def reference_head(head: SubspaceHead, features, weights, training=False) -> np.ndarray:
+    """The head's forward pass in float64 NumPy, one step at a time.
+
+    The pooled features are standardised with the batch's statistics in training and with the
+    moving ones otherwise."""
     kernel, bias, attention, basis, basis_bias = (
         np.asarray(w.numpy(), np.float64)
         for w in (head.projection_kernel, head.projection_bias, head.attention_kernel,
                   head.basis, head.bias)
     )
     batch, steps = weights.shape[:2]
-    out = np.zeros((batch, steps, basis.shape[1]))
+    pooled = np.zeros((batch, steps, basis.shape[0]))
     for b in range(batch):
         for t in range(steps):
             w = weights[b, t].reshape(-1).astype(np.float64)
@@ -47,9 +50,16 @@ def reference_head(head: SubspaceHead, features, weights) -> np.ndarray:
             mean = (w[:, None] * v).sum(0) / max(w.sum(), 1e-6)
             logits = (v @ attention)[:, 0]
             scores = np.where(w > 0, np.exp(logits - logits[w > 0].max(initial=0.0)), 0.0)
-            pooled = (scores[:, None] * v).sum(0) / max(scores.sum(), 1e-6)
-            out[b, t] = np.concatenate([mean, pooled]) @ basis + basis_bias
-    return out
+            attended = (scores[:, None] * v).sum(0) / max(scores.sum(), 1e-6)
+            pooled[b, t] = np.concatenate([mean, attended])
+    norm = head.pooled_norm
+    if training:
+        centre, variance = pooled.mean((0, 1)), pooled.var((0, 1))
+    else:
+        centre, variance = (np.asarray(w.numpy(), np.float64)
+                            for w in (norm.moving_mean, norm.moving_variance))
+    pooled = (pooled - centre) / np.sqrt(variance + norm.epsilon)
+    return pooled @ basis + basis_bias
 
 
 def test_output_shape(rng):
@@ -60,15 +70,16 @@ def test_output_shape(rng):
     assert tuple(head.basis.shape) == (6, 6)
 
 
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
 @pytest.mark.parametrize("zero_attention", [True, False], ids=["zero_logits", "random_logits"])
-def test_pooling_matches_numpy(rng, zero_attention):
+def test_pooling_matches_numpy(rng, zero_attention, training):
     """With zero logits the attention pooling is the plain mean over valid cells."""
     features, weights = sample(rng)
     head = built_head(embedding_dim=5)
     randomize(head, rng, zero_attention)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(head([features, weights])),
-        reference_head(head, features, weights), rtol=1e-4, atol=1e-5,
+        keras.ops.convert_to_numpy(head([features, weights], training=training)),
+        reference_head(head, features, weights, training), rtol=1e-4, atol=1e-4,
     )
 
 

@@ -114,7 +114,9 @@ def layer_norm(x, gamma, beta, epsilon):
 def reference_block(layer: TemporalSelfAttention, z, encoding) -> np.ndarray:
     """The block's forward pass in float64 NumPy, weights looked up by path."""
     w = {v.path.split("/", 1)[1]: np.asarray(v.numpy(), np.float64) for v in layer.weights}
-    x = z + encoding @ w["encoding_kernel"]
+    epsilon = layer.attention_norm.epsilon
+    x = layer_norm(z, w["attention_norm/gamma"], w["attention_norm/beta"], epsilon)
+    x = x + encoding @ w["encoding_kernel"]
     query, key, value = (
         np.einsum("btd,dhk->bthk", x, w[f"attention/{name}/kernel"]) + w[f"attention/{name}/bias"]
         for name in ("query", "key", "value")
@@ -126,13 +128,11 @@ def reference_block(layer: TemporalSelfAttention, z, encoding) -> np.ndarray:
     probabilities /= probabilities.sum(-1, keepdims=True)
     attended = np.einsum("bhqs,bshk->bqhk", probabilities, value)
     attended = np.einsum("bqhk,hkd->bqd", attended, w["attention/attention_output/kernel"])
-    epsilon = layer.attention_norm.epsilon
-    y = layer_norm(x + attended + w["attention/attention_output/bias"],
-                   w["attention_norm/gamma"], w["attention_norm/beta"], epsilon)
-    hidden = y @ w["ffn_hidden/kernel"] + w["ffn_hidden/bias"]
+    y = z + attended + w["attention/attention_output/bias"]
+    normed = layer_norm(y, w["ffn_norm/gamma"], w["ffn_norm/beta"], epsilon)
+    hidden = normed @ w["ffn_hidden/kernel"] + w["ffn_hidden/bias"]
     hidden = 0.5 * hidden * (1 + erf(hidden / np.sqrt(2)))
-    transformed = hidden @ w["ffn_output/kernel"] + w["ffn_output/bias"]
-    return layer_norm(y + transformed, w["ffn_norm/gamma"], w["ffn_norm/beta"], epsilon)
+    return y + hidden @ w["ffn_output/kernel"] + w["ffn_output/bias"]
 
 
 @pytest.mark.parametrize("causal", [True, False], ids=["causal", "non_causal"])

@@ -1,0 +1,272 @@
+"""The ``faconvlstm`` command: synth, train, embed, cluster, demo (wrappers of the Python API)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+import faconvlstm
+
+console = Console(stderr=True)
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, OSError)
+
+
+def user_errors(command):
+    """Turn the package's input errors into one-line CLI errors (exit status 1)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def summary(title: str, rows: dict) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def parse_region(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise click.BadParameter(f"expected LAT_MIN,LAT_MAX,LON_MIN,LON_MAX; got {text!r}")
+    return values
+
+
+def parse_time(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) != 2 or not all(parts):
+        raise click.BadParameter(f"expected START:END (e.g. 1990-01-01:2019-12-31); got {text!r}")
+    return parts
+
+
+@click.group()
+@click.version_option(faconvlstm.__version__, prog_name="faconvlstm")
+def main():
+    """Spatiotemporal embeddings of gridded climate data with FAConvLSTM."""
+    console.print(
+        f"[dim]faconvlstm {faconvlstm.__version__} on the Keras '{faconvlstm.backend()}' backend[/]"
+    )
+
+
+@main.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--years", default=4, show_default=True, help="Length of the series in years.")
+@click.option("--calendar", default="standard", show_default=True)
+@click.option("--freq", default="D", show_default=True, help="Time step (D daily, MS monthly).")
+@click.option("--nlat", default=24, show_default=True)
+@click.option("--nlon", default=36, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@user_errors
+def synth(out, years, calendar, freq, nlat, nlon, seed):
+    """Write the synthetic dataset (with its ground-truth factors) to OUT (NetCDF)."""
+    import xarray as xr
+
+    from faconvlstm.data.synthetic import write_synthetic_dataset
+
+    write_synthetic_dataset(
+        out, years=years, calendar=calendar, freq=freq, nlat=nlat, nlon=nlon, seed=seed
+    )
+    dataset = xr.open_dataset(out)
+    summary(
+        f"Wrote {out}",
+        {
+            "time steps": dataset.sizes["time"],
+            "grid": f"{dataset.sizes['lat']} x {dataset.sizes['lon']}",
+            "variables": ", ".join(v for v in dataset.data_vars if not v.startswith("factor_")),
+            "factors": ", ".join(v for v in dataset.data_vars if v.startswith("factor_")),
+        },
+    )
+
+
+def model_settings(filters, embedding_dim, window, cell, attention_every) -> dict:
+    settings = {
+        "filters": [int(part) for part in filters.split(",")],
+        "embedding_dim": embedding_dim,
+        "window": window,
+        "cell": cell,
+    }
+    if attention_every is not None:
+        settings["layer_options"] = {"attention_every": attention_every}
+    return settings
+
+
+@main.command()
+@click.argument("data", nargs=-1, required=True)
+@click.option("--vars", "variables", required=True, help="Channels, e.g. t2m,z@500,t@850.")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--region", help="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX in degrees (may cross the dateline).")
+@click.option("--time", "time_range", help="START:END of the data to use.")
+@click.option("--season", help="Months to keep, e.g. DJF or NDJFM.")
+@click.option("--coarsen", type=int, help="Average blocks of N x N grid cells.")
+@click.option("--epochs", default=8, show_default=True)
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--learning-rate", default=2e-3, show_default=True)
+@click.option("--window", default=16, show_default=True, help="Timesteps per training window.")
+@click.option("--stride", default=4, show_default=True, help="Steps between training windows.")
+@click.option("--validation-years", default=1, show_default=True)
+@click.option("--filters", default="16,16", show_default=True, help="Filters of each encoder layer.")
+@click.option("--embedding-dim", default=8, show_default=True)
+@click.option("--cell", type=click.Choice(["fa", "convlstm"]), default="fa", show_default=True)
+@click.option("--attention-every", type=int, help="Axial attention period (0: off).")
+@click.option("--log1p", default="", help="Channels to log1p-transform, e.g. tp.")
+@click.option("--anomalies/--no-anomalies", default=False, show_default=True)
+@click.option("--detrend/--no-detrend", default=False, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@user_errors
+def train(data, variables, run_dir, region, time_range, season, coarsen, epochs, batch_size,
+          learning_rate, window, stride, validation_years, filters, embedding_dim, cell,
+          attention_every, log1p, anomalies, detrend, seed):
+    """Train on DATA (NetCDF files, a glob or a Zarr store); resumes if RUN_DIR has a run."""
+    from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
+
+    selection = DataSelection(
+        source=list(data) if len(data) > 1 else data[0],
+        variables=[v for v in variables.split(",") if v],
+        region=parse_region(region),
+        time=parse_time(time_range),
+        season=season,
+        coarsen=coarsen,
+    )
+    settings = TrainingSettings(
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, window_stride=stride,
+        validation_years=validation_years, seed=seed,
+        log1p=[v for v in log1p.split(",") if v], anomalies=anomalies, detrend=detrend,
+    )
+    result = fit(
+        selection, run_dir, model_settings(filters, embedding_dim, window, cell, attention_every),
+        settings,
+    )
+    last = {key: f"{values[-1]:.4f}" for key, values in result.history.items() if values}
+    summary(
+        f"Trained {run_dir}",
+        {
+            "epochs": f"{result.epochs_done} (resumed after {result.resumed_from})"
+            if result.resumed_from else result.epochs_done,
+            "parameters": f"{result.parameters:,} (encoder {result.encoder_parameters:,})",
+            "batches per epoch": result.train_steps,
+            "time": f"{result.seconds:.1f} s",
+            **last,
+        },
+    )
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("data", nargs=-1)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--time", "time_range", help="START:END to embed (default: the run's).")
+@click.option("--batch-size", default=32, show_default=True)
+@user_errors
+def embed(run_dir, data, out, time_range, batch_size):
+    """Embed DATA (default: the run's data) with the model in RUN_DIR; writes NetCDF."""
+    from faconvlstm.pipeline import embed as embed_data
+
+    source = None if not data else (list(data) if len(data) > 1 else data[0])
+    dataset = embed_data(run_dir, source, out, parse_time(time_range), batch_size)
+    summary(
+        f"Wrote {out}",
+        {
+            "time steps": dataset.sizes["time"],
+            "embedding size": dataset.sizes["embedding"],
+            "time range": f"{dataset['time'].values[0]} .. {dataset['time'].values[-1]}",
+            "without embedding (gap-free run shorter than the window)": dataset.attrs[
+                "uncovered_timesteps"
+            ],
+        },
+    )
+
+
+@main.command()
+@click.argument("embeddings", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--k", type=int, default=None, help="Number of regimes (default: best silhouette).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True)
+@user_errors
+def cluster(embeddings, k, out, seed):
+    """KMeans regimes of EMBEDDINGS, with scores, persistence, transitions and composites."""
+    from faconvlstm.pipeline import cluster as cluster_embeddings
+
+    result = cluster_embeddings(embeddings, k, out, seed=seed)
+    labels = result.labels
+    rows = {f"{key}": f"{value:.3f}" for key, value in result.metrics.items()}
+    rows["regime frequency"] = ", ".join(f"{f:.0%}" for f in labels["frequency"].values)
+    rows["persistence (steps)"] = ", ".join(f"{p:.1f}" for p in labels["persistence"].values)
+    rows["files"] = ", ".join(str(path) for path in result.files)
+    summary(f"{labels.attrs['k']} regimes", rows)
+
+
+@main.command()
+@click.option("--out", "out_dir", default="faconvlstm-demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--years", default=4, show_default=True)
+@click.option("--epochs", default=6, show_default=True)
+@click.option("--k", default=4, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the probe table and timings as JSON.")
+@user_errors
+def demo(out_dir, years, epochs, k, seed, json_path):
+    """Everything on the built-in synthetic dataset: synth, train, embed, cluster, probe."""
+    from faconvlstm.evaluation.demo import run_demo
+
+    result = run_demo(out_dir, years=years, epochs=epochs, k=k, seed=seed)
+    table = Table(title="Linear-probe R^2 of the ground-truth factors (blocked 5-fold CV)")
+    table.add_column("factor")
+    for name in result.runs:
+        table.add_column(f"{name} embeddings", justify="right")
+    table.add_column("seasonal encoding alone (floor)", justify="right")
+    for factor, floor in result.floor.items():
+        cells = [f"{run.probes[factor]:.3f}" for run in result.runs.values()]
+        table.add_row(factor, *cells, f"{floor:.3f}")
+    console.print(table)
+    for name, run in result.runs.items():
+        summary(
+            f"{name}: {out_dir / name}",
+            {
+                "parameters": f"{run.training.parameters:,} "
+                f"(encoder {run.training.encoder_parameters:,})",
+                "final loss": f"{run.training.history['loss'][-1]:.4f}",
+                **{key: f"{value:.3f}" for key, value in run.clusters.metrics.items()},
+                "regime persistence (steps)": ", ".join(
+                    f"{p:.1f}" for p in run.clusters.labels["persistence"].values
+                ),
+                "maps": str(run.clusters.files[-1]) if run.clusters.files else "",
+            },
+        )
+    console.print(f"Demo finished in {result.seconds:.0f} s.")
+    if json_path is not None:
+        from faconvlstm.data.storage import atomic_path
+
+        record = {
+            "floor": result.floor,
+            "runs": {
+                name: {
+                    "probes": run.probes,
+                    "history": run.training.history,
+                    "clustering": run.clusters.metrics,
+                }
+                for name, run in result.runs.items()
+            },
+            "seconds": result.seconds,
+            "backend": faconvlstm.backend(),
+        }
+        with atomic_path(json_path) as temporary:
+            temporary.write_text(json.dumps(record, indent=2) + "\n")

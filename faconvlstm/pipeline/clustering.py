@@ -1,0 +1,201 @@
+"""``cluster``: regimes from embeddings with KMeans, their statistics, composites and maps."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from sklearn.cluster import KMeans
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+from faconvlstm.data.storage import write_netcdf
+from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
+from faconvlstm.pipeline.plots import plot_composites
+from faconvlstm.pipeline.runs import DataSelection, read_run
+
+#: Silhouette is quadratic in the samples; longer series are scored on a fixed random subset.
+SILHOUETTE_SAMPLES = 5000
+#: K tried when the user leaves it to the silhouette criterion.
+AUTO_K = range(2, 9)
+
+
+@dataclasses.dataclass
+class ClusterResult:
+    """Labels and statistics (``labels``), composites in physical units, and written files."""
+
+    labels: xr.Dataset
+    composites: xr.Dataset | None
+    files: list[Path]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        keys = ("silhouette", "davies_bouldin", "calinski_harabasz")
+        return {key: float(self.labels.attrs[key]) for key in keys}
+
+
+def _open_embeddings(embeddings: str | os.PathLike | xr.Dataset) -> xr.Dataset:
+    if isinstance(embeddings, xr.Dataset):
+        return embeddings
+    path = Path(embeddings)
+    if not path.is_file():
+        raise FileNotFoundError(f"Embeddings file '{path}' does not exist.")
+    try:
+        dataset = xr.load_dataset(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read '{path}' as NetCDF: {error}") from None
+    if EMBEDDING_VARIABLE not in dataset:
+        raise ValueError(
+            f"'{path}' has no '{EMBEDDING_VARIABLE}' variable; expected the output of `embed`."
+        )
+    return dataset
+
+
+def clustering_scores(points: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Silhouette (higher is better), Davies-Bouldin (lower), Calinski-Harabasz (higher)."""
+    sample = min(SILHOUETTE_SAMPLES, len(points))
+    return {
+        "silhouette": float(silhouette_score(points, labels, sample_size=sample, random_state=seed)),
+        "davies_bouldin": float(davies_bouldin_score(points, labels)),
+        "calinski_harabasz": float(calinski_harabasz_score(points, labels)),
+    }
+
+
+def persistence(labels: np.ndarray, k: int) -> np.ndarray:
+    """Mean length, in timesteps, of the uninterrupted runs of each cluster. ``(k,)``."""
+    change = np.flatnonzero(np.diff(labels)) + 1
+    edges = np.concatenate([[0], change, [labels.size]])
+    run_labels, run_lengths = labels[edges[:-1]], np.diff(edges)
+    return np.array(
+        [run_lengths[run_labels == c].mean() if np.any(run_labels == c) else 0.0 for c in range(k)]
+    )
+
+
+def transition_matrix(labels: np.ndarray, k: int) -> np.ndarray:
+    """``P[i, j]``: probability that cluster ``i`` is followed by ``j`` the next step. ``(k, k)``."""
+    counts = np.zeros((k, k))
+    np.add.at(counts, (labels[:-1], labels[1:]), 1)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def choose_k(points: np.ndarray, seed: int = 0) -> int:
+    """The K in :data:`AUTO_K` with the highest silhouette."""
+    scores = {
+        k: clustering_scores(points, KMeans(k, n_init=10, random_state=seed).fit_predict(points))[
+            "silhouette"
+        ]
+        for k in AUTO_K
+        if k < len(points)
+    }
+    return max(scores, key=scores.get)
+
+
+def _labels_dataset(
+    time: xr.DataArray, labels: np.ndarray, covered: np.ndarray, model: KMeans, scores: dict
+) -> xr.Dataset:
+    k = model.n_clusters
+    full = np.full(time.size, -1, dtype="int16")
+    full[covered] = labels
+    months = time.dt.month.values[covered]
+    by_month = np.array([[np.sum((labels == c) & (months == m)) for m in range(1, 13)] for c in range(k)])
+    names = " ".join(f"regime_{c}" for c in range(k))
+    return xr.Dataset(
+        {
+            "label": (
+                "time",
+                full,
+                {
+                    "long_name": "regime (KMeans cluster of the embeddings)",
+                    "flag_values": np.arange(k, dtype="int16"),
+                    "flag_meanings": names,
+                    "_FillValue": np.int16(-1),
+                },
+            ),
+            "centroid": (("cluster", "embedding"), model.cluster_centers_),
+            "persistence": (
+                "cluster",
+                persistence(labels, k),
+                {"long_name": "mean regime duration", "units": "timesteps"},
+            ),
+            "transition_probability": (("from_cluster", "to_cluster"), transition_matrix(labels, k)),
+            "frequency_by_month": (("cluster", "month"), by_month),
+            "frequency": ("cluster", np.bincount(labels, minlength=k) / labels.size),
+        },
+        coords={"time": time, "cluster": np.arange(k), "month": np.arange(1, 13)},
+        attrs={"k": k, **scores},
+    )
+
+
+def channel_variable_name(channel: str) -> str:
+    """A NetCDF-safe variable name for a channel: ``z@500 -> z_500``."""
+    return channel.replace("@", "_")
+
+
+def composites(fields: xr.DataArray, labels: xr.DataArray, k: int) -> xr.Dataset:
+    """Mean fields per cluster and their anomaly against the mean of all labelled times."""
+    labelled = fields.isel(time=(labels >= 0).values)
+    chosen = labels.where(labels >= 0, drop=True).astype(int)
+    overall = labelled.mean("time")
+    means = xr.concat(
+        [labelled.isel(time=(chosen == c).values).mean("time") for c in range(k)], dim="cluster"
+    ).assign_coords(cluster=np.arange(k))
+    variables = {}
+    for channel, units in zip(fields["channel"].values, fields["units"].values):
+        name = channel_variable_name(str(channel))
+        mean = means.sel(channel=channel, drop=True).drop_vars("units", errors="ignore")
+        anomaly = mean - overall.sel(channel=channel, drop=True).drop_vars("units", errors="ignore")
+        variables[name] = mean.assign_attrs(units=str(units), long_name=f"{channel} composite")
+        variables[f"{name}_anomaly"] = anomaly.assign_attrs(
+            units=str(units), long_name=f"{channel} composite minus the mean of all times"
+        )
+    return xr.Dataset(variables).compute()
+
+
+def cluster(
+    embeddings: str | os.PathLike | xr.Dataset,
+    k: int | None = 4,
+    out: str | os.PathLike | None = None,
+    source: str | list[str] | None = None,
+    seed: int = 0,
+) -> ClusterResult:
+    """KMeans regimes of the embeddings, with statistics, composites and maps.
+
+    ``k=None`` picks K in 2..8 by silhouette. Composites of the original variables (physical
+    units) need the run that made the embeddings (their ``run_dir`` attribute) and its data,
+    or ``source``. Writes ``out`` (labels), ``<out>_composites.nc`` and
+    ``<out>_composites.png`` when ``out`` is given.
+    """
+    dataset = _open_embeddings(embeddings)
+    values = dataset[EMBEDDING_VARIABLE].values
+    covered = np.isfinite(values).all(axis=1)
+    points = values[covered]
+    if k is None:
+        k = choose_k(points, seed)
+    if not 2 <= k < len(points):
+        raise ValueError(f"k must be between 2 and {len(points) - 1} (the embedded timesteps); got {k}.")
+    model = KMeans(k, n_init=10, random_state=seed).fit(points)
+    labels = model.labels_
+    result = _labels_dataset(
+        dataset["time"], labels, covered, model, clustering_scores(points, labels, seed)
+    )
+    result.attrs["embeddings"] = str(embeddings) if not isinstance(embeddings, xr.Dataset) else ""
+
+    composite = None
+    run_dir = dataset.attrs.get("run_dir")
+    if run_dir and Path(run_dir, "run.json").is_file():
+        selection = DataSelection(**read_run(run_dir)["data"])
+        fields = selection.load(source or dataset.attrs.get("source") or None)
+        fields = fields.sel(time=dataset["time"])
+        composite = composites(fields, result["label"], k)
+    files = []
+    if out is not None:
+        out = Path(out)
+        files.append(write_netcdf(result, out))
+        if composite is not None:
+            stem = out.with_suffix("")
+            files.append(write_netcdf(composite, f"{stem}_composites.nc"))
+            files.append(plot_composites(composite, result, Path(f"{stem}_composites.png")))
+    return ClusterResult(labels=result, composites=composite, files=files)

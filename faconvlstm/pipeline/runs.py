@@ -1,0 +1,137 @@
+"""A run directory: what was trained on what, and the files that let it resume and embed.
+
+Layout of ``RUN_DIR``::
+
+    run.json          data selection, preprocessing, model and training settings
+    preprocessor.nc   the preprocessing fitted on the training years
+    checkpoint.keras  model and optimizer after the last finished epoch
+    progress.json     epochs finished and the loss history
+
+Every file is written atomically, so a run killed at any moment resumes from its last epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+
+import faconvlstm
+from faconvlstm.data.io import load_fields
+from faconvlstm.data.storage import atomic_path
+from faconvlstm.models import ModelConfig
+
+RUN_FILE = "run.json"
+PREPROCESSOR_FILE = "preprocessor.nc"
+CHECKPOINT_FILE = "checkpoint.keras"
+PROGRESS_FILE = "progress.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSelection:
+    """Which data a run reads: ``source`` (file, glob, list or Zarr store) and the selection."""
+
+    source: str | list[str]
+    variables: list[str]
+    region: list[float] | None = None
+    time: list[str] | None = None
+    season: str | None = None
+    coarsen: int | None = None
+
+    def load(self, source: str | list[str] | None = None, time: list[str] | None = None):
+        """The selected fields ``(time, lat, lon, channel)`` of ``source`` (default: the run's)."""
+        return load_fields(
+            self.source if source is None else source,
+            self.variables,
+            region=self.region,
+            time=self.time if time is None else time,
+            season=self.season,
+            coarsen=self.coarsen,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """How a run trains; ``epochs`` may grow between invocations (training continues)."""
+
+    epochs: int = 8
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    window_stride: int = 4
+    validation_years: int = 1
+    seed: int = 0
+    log1p: list[str] = dataclasses.field(default_factory=list)
+    anomalies: bool = False
+    detrend: bool = False
+
+
+#: Settings that may change when a run is resumed.
+RESUMABLE_CHANGES = {("training", "epochs")}
+
+
+def run_record(data: DataSelection, model: ModelConfig, training: TrainingSettings) -> dict:
+    return {
+        "data": dataclasses.asdict(data),
+        "model": model.to_dict(),
+        "training": dataclasses.asdict(training),
+        "faconvlstm_version": faconvlstm.__version__,
+        "backend": faconvlstm.backend(),
+    }
+
+
+def json_ready(value: Any) -> Any:
+    """Tuples to lists, recursively, so a record compares equal to its JSON round trip."""
+    return json.loads(json.dumps(value))
+
+
+def incompatibilities(saved: dict, requested: dict) -> list[str]:
+    """``section.key: saved -> requested`` for every setting that differs and may not change."""
+    changes = []
+    for section in ("data", "model", "training"):
+        old, new = saved.get(section, {}), json_ready(requested[section])
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key) and (section, key) not in RESUMABLE_CHANGES:
+                changes.append(f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return changes
+
+
+def write_json(path: Path, value: dict) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(json_ready(value), indent=2) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read '{path}' as JSON: {error}") from None
+
+
+def read_run(run_dir: str | os.PathLike) -> dict:
+    """The ``run.json`` of ``run_dir``; a clear error when it is not a run directory."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"'{run_dir}' is not a run directory: it has no {RUN_FILE}; train one with "
+            "`faconvlstm train`."
+        )
+    return read_json(path)
+
+
+def save_checkpoint(model: keras.Model, run_dir: Path) -> None:
+    with atomic_path(run_dir / CHECKPOINT_FILE) as temporary:
+        model.save(temporary)
+
+
+def load_checkpoint(run_dir: str | os.PathLike) -> keras.Model:
+    """The model (with its optimizer state) saved after the run's last finished epoch."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"'{run_dir}' has no {CHECKPOINT_FILE}: no epoch has finished yet.")
+    return keras.saving.load_model(path)

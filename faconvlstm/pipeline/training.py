@@ -1,0 +1,185 @@
+"""``fit``: train the autoencoder on a climate file, with atomic checkpoints and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import xarray as xr
+
+from faconvlstm.data.preprocessing import Preprocessor, make_preprocessor
+from faconvlstm.data.windows import WindowDataset, training_starts
+from faconvlstm.models import ModelConfig, build_autoencoder
+from faconvlstm.pipeline.progress import EpochProgress
+from faconvlstm.pipeline.runs import (
+    CHECKPOINT_FILE,
+    PREPROCESSOR_FILE,
+    PROGRESS_FILE,
+    RUN_FILE,
+    DataSelection,
+    TrainingSettings,
+    incompatibilities,
+    load_checkpoint,
+    read_json,
+    run_record,
+    save_checkpoint,
+    write_json,
+)
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """What a call to :func:`fit` did."""
+
+    run_dir: Path
+    epochs_done: int
+    resumed_from: int
+    history: dict[str, list[float]]
+    parameters: int
+    encoder_parameters: int
+    seconds: float
+    train_steps: int
+    validation_steps: int
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """After every epoch: the model and optimizer, then the progress, each written atomically."""
+
+    def __init__(self, run_dir: Path, history: dict[str, list[float]]):
+        super().__init__()
+        self.run_dir = run_dir
+        self.history = history
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        save_checkpoint(self.model, self.run_dir)
+        write_json(
+            self.run_dir / PROGRESS_FILE, {"epochs_done": epoch + 1, "history": self.history}
+        )
+
+
+def split_years(fields: xr.DataArray, validation_years: int) -> tuple[xr.DataArray, xr.DataArray | None]:
+    """The last ``validation_years`` calendar years held out; all of it trains when that is 0."""
+    years = np.unique(fields["time"].dt.year.values)
+    if validation_years <= 0:
+        return fields, None
+    if validation_years >= years.size:
+        raise ValueError(
+            f"Cannot hold out {validation_years} validation year(s): the data span "
+            f"{years.size} year(s) ({years[0]}-{years[-1]}); use fewer or more data."
+        )
+    is_training = fields["time"].dt.year < years[-validation_years]
+    return fields.isel(time=is_training.values), fields.isel(time=~is_training.values)
+
+
+def _prepare_run_dir(run_dir: Path, record: dict) -> int:
+    """Create ``run_dir`` or check it belongs to the same run; returns the epochs done."""
+    run_file = run_dir / RUN_FILE
+    if not run_file.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_file, record)
+        return 0
+    changes = incompatibilities(read_json(run_file), record)
+    if changes:
+        raise ValueError(
+            f"'{run_dir}' holds a run with a different configuration ({'; '.join(changes)}); "
+            "use a new output directory."
+        )
+    if not (run_dir / CHECKPOINT_FILE).exists():
+        return 0
+    return int(read_json(run_dir / PROGRESS_FILE)["epochs_done"])
+
+
+def fit(
+    data: DataSelection,
+    run_dir: str | os.PathLike,
+    model: dict | None = None,
+    training: TrainingSettings | None = None,
+    progress: bool = True,
+) -> TrainingResult:
+    """Train (or resume training) an autoencoder on ``data``, checkpointing into ``run_dir``.
+
+    ``model`` holds :class:`~faconvlstm.models.ModelConfig` settings beyond those taken from
+    the data (``channels``, ``grid``). The preprocessing is fitted on the training years only
+    (all but the last ``training.validation_years``). Re-running with the same settings
+    continues from the last finished epoch; a larger ``epochs`` trains further.
+    """
+    training = training or TrainingSettings()
+    run_dir = Path(run_dir)
+    fields = data.load()
+    train_fields, validation_fields = split_years(fields, training.validation_years)
+    config = ModelConfig(
+        channels=fields.sizes["channel"],
+        grid=(fields.sizes["lat"], fields.sizes["lon"]),
+        **(model or {}),
+    )
+    epochs_done = _prepare_run_dir(run_dir, run_record(data, config, training))
+
+    keras.utils.set_random_seed(training.seed + epochs_done)
+    preprocessor_file = run_dir / PREPROCESSOR_FILE
+    if epochs_done and preprocessor_file.exists():
+        preprocessor = Preprocessor.load(preprocessor_file)
+        train_fields = preprocessor.transform(train_fields)
+    else:
+        preprocessor = make_preprocessor(training.log1p, training.detrend, training.anomalies)
+        train_fields = preprocessor.fit_transform(train_fields)
+        preprocessor.save(preprocessor_file)
+    train_data = WindowDataset(
+        train_fields,
+        config.window,
+        training_starts(train_fields["time"], config.window, training.window_stride),
+        training.batch_size,
+        shuffle=True,
+        seed=training.seed,
+        epoch=epochs_done,
+    )
+    validation_data = None
+    if validation_fields is not None:
+        validation_fields = preprocessor.transform(validation_fields)
+        validation_data = WindowDataset(
+            validation_fields,
+            config.window,
+            training_starts(validation_fields["time"], config.window, config.window),
+            training.batch_size,
+        )
+
+    if epochs_done:
+        autoencoder = load_checkpoint(run_dir)
+        history = read_json(run_dir / PROGRESS_FILE)["history"]
+    else:
+        autoencoder = build_autoencoder(config)
+        autoencoder.compile(optimizer=keras.optimizers.Adam(training.learning_rate))
+        history = {}
+    callbacks = [Checkpoint(run_dir, history)]
+    if progress:
+        callbacks.append(EpochProgress(training.epochs, len(train_data)))
+    started = time.perf_counter()
+    if epochs_done < training.epochs:
+        autoencoder.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=training.epochs,
+            initial_epoch=epochs_done,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    encoder_parameters = sum(
+        autoencoder.get_layer(f"encoder_{index}").count_params()
+        for index in range(len(config.filters))
+    )
+    return TrainingResult(
+        run_dir=run_dir,
+        epochs_done=max(epochs_done, training.epochs),
+        resumed_from=epochs_done,
+        history=history,
+        parameters=autoencoder.count_params(),
+        encoder_parameters=encoder_parameters,
+        seconds=time.perf_counter() - started,
+        train_steps=len(train_data),
+        validation_steps=0 if validation_data is None else len(validation_data),
+    )
