@@ -16,8 +16,10 @@ install-test:
 	$(PYTHON) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PYTHON) -m pip install --quiet -e ".[test]"
 
+# The whole pipeline on the built-in synthetic dataset; DEMO_ARGS e.g. "--epochs 10 --out run".
+DEMO_ARGS ?=
 demo: install
-	$(PYTHON) examples/quickstart.py
+	$(PYTHON) -m faconvlstm demo $(DEMO_ARGS)
 
 # The suite runs once per backend; pytest's exit code 5 (no test collected) fails the run.
 test: install-test

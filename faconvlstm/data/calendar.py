@@ -7,10 +7,33 @@ day is the one of the data's own calendar.
 
 from __future__ import annotations
 
+import itertools
+
+import cftime
 import numpy as np
 import xarray as xr
 
 SECONDS_PER_DAY = 86400.0
+
+
+def is_dates(coordinate: xr.DataArray) -> bool:
+    """Whether ``coordinate`` holds decoded dates (numpy ``datetime64`` or cftime objects)."""
+    if np.issubdtype(coordinate.dtype, np.datetime64):
+        return True
+    values = coordinate.values
+    return (
+        values.dtype == object and values.size > 0 and isinstance(values.flat[0], cftime.datetime)
+    )
+
+
+def check_dates(time: xr.DataArray) -> None:
+    """Raise ``ValueError`` unless ``time`` holds decoded dates."""
+    if time.size and not is_dates(time):
+        raise ValueError(
+            f"The time coordinate holds {time.dtype} values, not dates (units: "
+            f"{time.attrs.get('units', 'none')}); expected CF time units like "
+            "'days since 2000-01-01'."
+        )
 
 
 def check_time_axis(time: xr.DataArray) -> None:
@@ -62,9 +85,9 @@ def year_fraction(time: xr.DataArray) -> np.ndarray:
 
 def time_steps_in_days(time: xr.DataArray) -> np.ndarray:
     """Differences between consecutive stamps in days (any calendar). ``(T - 1,)``."""
-    values = time.values
-    steps = [(later - earlier) for earlier, later in zip(values[:-1], values[1:])]
-    return np.array([np.timedelta64(step, "s").astype("float64") for step in steps]) / SECONDS_PER_DAY
+    steps = [later - earlier for earlier, later in itertools.pairwise(time.values)]
+    seconds = np.array([np.timedelta64(step, "s").astype("float64") for step in steps])
+    return seconds / SECONDS_PER_DAY
 
 
 def contiguous_segments(time: xr.DataArray, tolerance: float = 1.5) -> list[slice]:
@@ -78,4 +101,4 @@ def contiguous_segments(time: xr.DataArray, tolerance: float = 1.5) -> list[slic
     steps = time_steps_in_days(time)
     breaks = np.flatnonzero(steps > tolerance * np.median(steps)) + 1
     edges = [0, *breaks.tolist(), int(time.size)]
-    return [slice(start, stop) for start, stop in zip(edges[:-1], edges[1:])]
+    return [slice(start, stop) for start, stop in itertools.pairwise(edges)]

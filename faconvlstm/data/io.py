@@ -16,11 +16,10 @@ import re
 from collections.abc import Sequence
 
 import cf_xarray  # noqa: F401  (registers the ``.cf`` accessor)
-import cftime
 import numpy as np
 import xarray as xr
 
-from faconvlstm.data.calendar import check_time_axis
+from faconvlstm.data.calendar import check_dates, check_time_axis, is_dates
 
 TIME_CHUNK = 32
 """Timesteps per dask chunk of NetCDF data: at least a model window, a few per 0.25-degree year."""
@@ -97,7 +96,7 @@ def standardize_axes(ds: xr.Dataset) -> xr.Dataset:
         [axis for axis in found.values() if axis in ds.variables and axis not in found]
     )
     ds = ds.rename({name: axis for name, axis in found.items() if name != axis})
-    _check_dates(ds["time"])
+    check_dates(ds["time"])
     check_time_axis(ds["time"])
     if "level" in ds.dims:
         ds = _level_in_hpa(ds)
@@ -299,7 +298,7 @@ def _find_axis(ds: xr.Dataset, axis: str) -> str | None:
     candidates = [name for key in CF_KEYS[axis] for name in ds.cf.axes.get(key, [])]
     candidates += [name for key in CF_KEYS[axis] for name in ds.cf.coordinates.get(key, [])]
     if axis == "time":
-        candidates += [dim for dim in dimension_coordinates if _is_dates(ds[dim])]
+        candidates += [dim for dim in dimension_coordinates if is_dates(ds[dim])]
     if axis == "level":
         pressure_units = PRESSURE_UNITS_PA + PRESSURE_UNITS_HPA
         candidates += [
@@ -321,23 +320,6 @@ def _reduce_ensemble_dims(ds: xr.Dataset) -> xr.Dataset:
 def _drop_bounds(ds: xr.Dataset, found: dict[str, str]) -> xr.Dataset:
     bounds = [ds[name].attrs.get("bounds") for name in found]
     return ds.drop_vars([name for name in bounds if name in ds.data_vars])
-
-
-def _is_dates(coordinate: xr.DataArray) -> bool:
-    if np.issubdtype(coordinate.dtype, np.datetime64):
-        return True
-    values = coordinate.values
-    return (
-        values.dtype == object and values.size > 0 and isinstance(values.flat[0], cftime.datetime)
-    )
-
-
-def _check_dates(time: xr.DataArray) -> None:
-    if time.size and not _is_dates(time):
-        raise ValueError(
-            f"The time coordinate holds {time.dtype} values, not dates (units: "
-            f"{time.attrs.get('units', 'none')}); expected CF time units like 'days since 2000-01-01'."
-        )
 
 
 def _level_in_hpa(ds: xr.Dataset) -> xr.Dataset:

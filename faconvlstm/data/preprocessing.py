@@ -31,7 +31,7 @@ import dask
 import numpy as np
 import xarray as xr
 
-from faconvlstm.data.calendar import year_fraction
+from faconvlstm.data.calendar import check_dates, year_fraction
 from faconvlstm.data.storage import write_netcdf
 
 FIELD_DIMS = ("time", "lat", "lon", "channel")
@@ -97,22 +97,15 @@ def _check_grid(fields: xr.DataArray, lat: np.ndarray, lon: np.ndarray) -> None:
             )
 
 
-def _check_dates(time: xr.DataArray) -> None:
-    if not (np.issubdtype(time.dtype, np.datetime64) or time.dtype == object):
-        raise ValueError(
-            f"The time coordinate must hold dates (datetime64 or cftime); got dtype {time.dtype}."
-        )
-
-
 def _fractional_years(time: xr.DataArray) -> np.ndarray:
     """Calendar year plus the fraction of the year, for the data's own calendar. ``(T,)``."""
-    _check_dates(time)
+    check_dates(time)
     return time.dt.year.values.astype("float64") + year_fraction(time).astype("float64")
 
 
 def _harmonic_basis(time: xr.DataArray, harmonics: int) -> np.ndarray:
     """Columns 1, cos(2 pi k phi), sin(2 pi k phi), k = 1..K, of the year fraction. ``(T, 2K+1)``."""
-    _check_dates(time)
+    check_dates(time)
     angle = 2.0 * np.pi * year_fraction(time).astype("float64")[:, None]
     orders = np.arange(1, harmonics + 1)
     columns = [np.ones((time.size, 1)), np.cos(orders * angle), np.sin(orders * angle)]

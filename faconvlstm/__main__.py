@@ -1,0 +1,5 @@
+"""``python -m faconvlstm`` runs the command-line interface."""
+
+from faconvlstm.cli import main
+
+main(prog_name="faconvlstm")
