@@ -36,7 +36,10 @@ class ModelConfig:
     """Everything that defines the model's architecture (saved with every run).
 
     ``layer_options`` go to each ``FAConvLSTM2D`` (e.g. ``{"attention_every": 0}`` for an
-    ablation); they are ignored by the ConvLSTM2D twin. ``harmonics=0`` drops the seasonal
+    ablation); they are ignored by the ConvLSTM2D twin. ``global_halo > 0`` marks a global
+    grid: the encoder's input is padded by that many cells, circularly in longitude and by
+    reflection in latitude, and its output cropped back, so the recurrent convolutions see
+    across the dateline and over the poles instead of zeros. ``harmonics=0`` drops the seasonal
     part of the positional encoding; ``temporal_attention=False`` drops the whole block.
     """
 
@@ -54,6 +57,7 @@ class ModelConfig:
     position_dim: int = 8
     attention_heads: int = 2
     decoder_filters: int = 16
+    global_halo: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "grid", tuple(int(size) for size in self.grid))
@@ -64,6 +68,11 @@ class ModelConfig:
             raise ValueError(
                 f"The grid {self.grid[0]}x{self.grid[1]} is too small for the model; expected "
                 f"at least {MIN_GRID}x{MIN_GRID} cells."
+            )
+        if not 0 <= self.global_halo < min(self.grid):
+            raise ValueError(
+                f"global_halo must be in [0, {min(self.grid)}) for a {self.grid} grid; got "
+                f"{self.global_halo}."
             )
         for name in ("channels", "window", "kernel_size", "embedding_dim"):
             if getattr(self, name) < 1:
@@ -87,8 +96,17 @@ class ModelConfig:
         return cls(**values)
 
 
+def pad_globally(frames, halo: int):
+    """Pad ``(B, T, H, W, C)`` by ``halo`` cells: circularly in longitude (axis 3) and by
+    reflection in latitude (axis 2), as on a sphere, never with zeros or NaN."""
+    frames = ops.concatenate([frames[:, :, :, -halo:], frames, frames[:, :, :, :halo]], axis=3)
+    south = ops.flip(frames[:, :, 1 : halo + 1], axis=2)
+    north = ops.flip(frames[:, :, -halo - 1 : -1], axis=2)
+    return ops.concatenate([south, frames, north], axis=2)
+
+
 def _recurrent_layer(config: ModelConfig, filters: int, index: int) -> layers.Layer:
-    common = dict(padding="same", return_sequences=True, name=f"encoder_{index}")
+    common = {"padding": "same", "return_sequences": True, "name": f"encoder_{index}"}
     if config.cell == "convlstm":
         return layers.ConvLSTM2D(filters, config.kernel_size, **common)
     return FAConvLSTM2D(filters, config.kernel_size, **common, **config.layer_options)
@@ -110,8 +128,13 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
     valid = ops.cast(weights > 0, frames.dtype)
     any_valid = ops.max(valid, axis=-1, keepdims=True)
     hidden = ops.concatenate([frames * valid, any_valid], axis=-1)
+    halo = config.global_halo
+    if halo:
+        hidden = pad_globally(hidden, halo)
     for index, filters in enumerate(config.filters):
         hidden = _recurrent_layer(config, filters, index)(hidden)
+    if halo:
+        hidden = hidden[:, :, halo:-halo, halo:-halo, :]
     pooling_weights = ops.mean(weights, axis=-1)
     z = SubspaceHead(
         config.embedding_dim, orthogonality=config.orthogonality, name="subspace_head"

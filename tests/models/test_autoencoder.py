@@ -10,8 +10,9 @@ from faconvlstm.models import (
     build_autoencoder,
     embedding_model,
 )
+from faconvlstm.models.autoencoder import pad_globally
 
-CONFIG = dict(channels=3, grid=(8, 9), window=6, filters=(6,), embedding_dim=4)
+CONFIG = {"channels": 3, "grid": (8, 9), "window": 6, "filters": (6,), "embedding_dim": 4}
 
 
 def random_inputs(rng, config: ModelConfig, batch: int = 2) -> dict[str, np.ndarray]:
@@ -66,7 +67,7 @@ def test_convlstm_twin_differs_only_in_the_encoder(rng):
     twin = build_autoencoder(ModelConfig(**CONFIG, cell="convlstm"))
     assert type(twin.get_layer("encoder_0")) is keras.layers.ConvLSTM2D
     assert type(fa.get_layer("encoder_0")).__name__ == "FAConvLSTM2D"
-    rest = lambda model: [  # noqa: E731
+    rest = lambda model: [
         (layer.name, layer.count_params()) for layer in model.layers if layer.name != "encoder_0"
     ]
     assert rest(fa) == rest(twin)
@@ -113,10 +114,10 @@ def test_config_round_trips_through_a_dict():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (dict(grid=(3, 9)), "too small"),
-        (dict(cell="gru"), "cell must be one of"),
-        (dict(window=0), "window must be a positive integer"),
-        (dict(filters=()), "filters must be one or more"),
+        ({"grid": (3, 9)}, "too small"),
+        ({"cell": "gru"}, "cell must be one of"),
+        ({"window": 0}, "window must be a positive integer"),
+        ({"filters": ()}, "filters must be one or more"),
     ],
 )
 def test_bad_settings_raise_clear_errors(settings, message):
@@ -127,3 +128,31 @@ def test_bad_settings_raise_clear_errors(settings, message):
 def test_unknown_settings_are_named():
     with pytest.raises(ValueError, match=r"Unknown model settings \['colour'\]"):
         ModelConfig.from_dict({**CONFIG, "colour": "red"})
+
+
+def test_global_padding_is_circular_in_longitude_and_reflected_in_latitude():
+    frames = np.arange(4 * 5, dtype="float32").reshape(1, 1, 4, 5, 1)
+    padded = np.asarray(pad_globally(keras.ops.convert_to_tensor(frames), 2))[0, 0, :, :, 0]
+    grid = frames[0, 0, :, :, 0]
+    assert padded.shape == (8, 9)
+    np.testing.assert_array_equal(padded[2:-2, 2:-2], grid)
+    np.testing.assert_array_equal(padded[2:-2, :2], grid[:, 3:])  # wraps round from the east
+    np.testing.assert_array_equal(padded[2:-2, -2:], grid[:, :2])  # and from the west
+    np.testing.assert_array_equal(padded[:2, 2:-2], grid[[2, 1]])  # mirrored about row 0
+    np.testing.assert_array_equal(padded[-2:, 2:-2], grid[[2, 1]])  # mirrored about row 3
+
+
+def test_a_global_halo_makes_embeddings_nearly_invariant_to_longitude_rolls(rng):
+    """Pooled embeddings of a periodic grid should not care where longitude 0 is; zero
+    padding makes them care, the circular halo much less (same weights in both models)."""
+    settings = {**CONFIG, "grid": (8, 12), "layer_options": {"attention_every": 0}}
+    plain = embedding_model(build_autoencoder(ModelConfig(**settings)))
+    halo = embedding_model(build_autoencoder(ModelConfig(**settings, global_halo=4)))
+    halo.set_weights(plain.get_weights())
+    inputs = random_inputs(rng, ModelConfig(**settings))
+    rolled = {**inputs, **{name: np.roll(inputs[name], 5, axis=3) for name in ("frames", "weights")}}
+
+    def roll_error(model):
+        return np.abs(model.predict_on_batch(rolled) - model.predict_on_batch(inputs)).mean()
+
+    assert roll_error(halo) < 0.5 * roll_error(plain)
