@@ -6,6 +6,11 @@ from keras import layers, ops, saving
 
 from faconvlstm.layers import arguments
 
+#: Moving-average momentum of the pooled-feature statistics used at inference: fast enough
+#: to settle within the first few dozen training steps (Keras' default 0.99 needs hundreds,
+#: and inference before then sees features scaled by the wrong variance).
+POOLED_NORM_MOMENTUM = 0.9
+
 #: Floor of the total area weight of a step (a step with no valid cell pools to zeros).
 WEIGHT_EPSILON = 1e-6
 
@@ -86,7 +91,11 @@ class SubspaceHead(layers.Layer):
         self.pooled_norm = None
         if self.normalize_pooled:
             self.pooled_norm = layers.BatchNormalization(
-                center=False, scale=False, dtype=self.dtype_policy, name="pooled_norm"
+                momentum=POOLED_NORM_MOMENTUM,
+                center=False,
+                scale=False,
+                dtype=self.dtype_policy,
+                name="pooled_norm",
             )
             self.pooled_norm.build((None, None, 2 * projection_dim))
 

@@ -50,7 +50,7 @@ class ModelConfig:
     kernel_size: int = 3
     cell: str = "fa"
     layer_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    embedding_dim: int = 8
+    embedding_dim: int = 16
     orthogonality: float = 1e-2
     temporal_attention: bool = True
     harmonics: int = 3
