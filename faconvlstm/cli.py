@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import click
@@ -46,6 +47,13 @@ def parse_region(text: str | None) -> list[float] | None:
     if len(values) != 4:
         raise click.BadParameter(f"expected LAT_MIN,LAT_MAX,LON_MIN,LON_MAX; got {text!r}")
     return values
+
+
+def data_source(paths: tuple[str, ...]) -> str | list[str]:
+    """DATA arguments as a run records them: absolute paths (globs kept), so the run's later
+    commands find its data from any directory; one path, or a list."""
+    absolute = [os.path.abspath(os.path.expanduser(path)) for path in paths]
+    return absolute[0] if len(absolute) == 1 else absolute
 
 
 def parse_time(text: str | None) -> list[str] | None:
@@ -138,7 +146,7 @@ def train(data, variables, run_dir, region, time_range, season, coarsen, epochs,
     from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
 
     selection = DataSelection(
-        source=list(data) if len(data) > 1 else data[0],
+        source=data_source(data),
         variables=[v for v in variables.split(",") if v],
         region=parse_region(region),
         time=parse_time(time_range),
@@ -179,7 +187,7 @@ def embed(run_dir, data, out, time_range, batch_size):
     """Embed DATA (default: the run's data) with the model in RUN_DIR; writes NetCDF."""
     from faconvlstm.pipeline import embed as embed_data
 
-    source = None if not data else (list(data) if len(data) > 1 else data[0])
+    source = data_source(data) if data else None
     dataset = embed_data(run_dir, source, out, parse_time(time_range), batch_size)
     summary(
         f"Wrote {out}",

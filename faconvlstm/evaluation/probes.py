@@ -21,9 +21,9 @@ def probe_r2(features: np.ndarray, target: np.ndarray, folds: int = 5) -> float:
     """
     features = np.asarray(features, dtype="float64")
     target = np.asarray(target, dtype="float64")
-    if features.ndim != 2 or len(features) != len(target):
+    if features.ndim != 2 or target.ndim not in (1, 2) or len(features) != len(target):
         raise ValueError(
-            f"Expected features (N, d) and a target of N rows; got {features.shape} and "
+            f"Expected features (N, d) and a target (N,) or (N, m); got {features.shape} and "
             f"{target.shape}."
         )
     if not (np.isfinite(features).all() and np.isfinite(target).all()):

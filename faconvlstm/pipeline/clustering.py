@@ -11,6 +11,7 @@ import xarray as xr
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
+from faconvlstm.data.calendar import contiguous_segments
 from faconvlstm.data.storage import write_netcdf
 from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
 from faconvlstm.pipeline.plots import plot_composites
@@ -38,17 +39,21 @@ class ClusterResult:
 
 def _open_embeddings(embeddings: str | os.PathLike | xr.Dataset) -> xr.Dataset:
     if isinstance(embeddings, xr.Dataset):
-        return embeddings
-    path = Path(embeddings)
-    if not path.is_file():
-        raise FileNotFoundError(f"Embeddings file '{path}' does not exist.")
-    try:
-        dataset = xr.load_dataset(path)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"Cannot read '{path}' as NetCDF: {error}") from None
-    if EMBEDDING_VARIABLE not in dataset:
+        dataset, name = embeddings, "The embeddings"
+    else:
+        path = Path(embeddings)
+        if not path.is_file():
+            raise FileNotFoundError(f"Embeddings file '{path}' does not exist.")
+        try:
+            dataset = xr.load_dataset(path)
+        except (OSError, ValueError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"Cannot read '{path}' as NetCDF: {reason}") from None
+        name = f"'{path}'"
+    if dataset.get(EMBEDDING_VARIABLE, xr.DataArray()).dims != ("time", "embedding"):
         raise ValueError(
-            f"'{path}' has no '{EMBEDDING_VARIABLE}' variable; expected the output of `embed`."
+            f"{name} has no '{EMBEDDING_VARIABLE}' variable of dims (time, embedding); expected "
+            "the output of `embed`."
         )
     return dataset
 
@@ -64,7 +69,10 @@ def clustering_scores(points: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
 
 
 def persistence(labels: np.ndarray, k: int) -> np.ndarray:
-    """Mean length, in timesteps, of the uninterrupted runs of each cluster. ``(k,)``."""
+    """Mean length, in timesteps, of the uninterrupted runs of each cluster. ``(k,)``.
+
+    A ``-1`` in ``labels`` (no label, or a gap in time) interrupts a run.
+    """
     change = np.flatnonzero(np.diff(labels)) + 1
     edges = np.concatenate([[0], change, [labels.size]])
     run_labels, run_lengths = labels[edges[:-1]], np.diff(edges)
@@ -74,11 +82,22 @@ def persistence(labels: np.ndarray, k: int) -> np.ndarray:
 
 
 def transition_matrix(labels: np.ndarray, k: int) -> np.ndarray:
-    """``P[i, j]``: probability that cluster ``i`` is followed by ``j`` the next step. ``(k, k)``."""
+    """``P[i, j]``: probability that cluster ``i`` is followed by ``j`` the next step. ``(k, k)``.
+
+    Steps from or to a ``-1`` (no label, or a gap in time) are not transitions.
+    """
     counts = np.zeros((k, k))
-    np.add.at(counts, (labels[:-1], labels[1:]), 1)
+    valid = (labels[:-1] >= 0) & (labels[1:] >= 0)
+    np.add.at(counts, (labels[:-1][valid], labels[1:][valid]), 1)
     totals = counts.sum(axis=1, keepdims=True)
     return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def with_breaks(labels: np.ndarray, time: xr.DataArray) -> np.ndarray:
+    """``labels (T,)`` with a ``-1`` inserted at every gap in ``time``, so no run or transition
+    spans a gap (e.g. from one winter to the next of a season subset)."""
+    pieces = [np.append(labels[segment], -1) for segment in contiguous_segments(time)]
+    return np.concatenate(pieces)[:-1]
 
 
 def choose_k(points: np.ndarray, seed: int = 0) -> int:
@@ -99,6 +118,7 @@ def _labels_dataset(
     k = model.n_clusters
     full = np.full(time.size, -1, dtype="int16")
     full[covered] = labels
+    sequence = with_breaks(full, time)
     months = time.dt.month.values[covered]
     by_month = np.array([[np.sum((labels == c) & (months == m)) for m in range(1, 13)] for c in range(k)])
     names = " ".join(f"regime_{c}" for c in range(k))
@@ -117,10 +137,13 @@ def _labels_dataset(
             "centroid": (("cluster", "embedding"), model.cluster_centers_),
             "persistence": (
                 "cluster",
-                persistence(labels, k),
+                persistence(sequence, k),
                 {"long_name": "mean regime duration", "units": "timesteps"},
             ),
-            "transition_probability": (("from_cluster", "to_cluster"), transition_matrix(labels, k)),
+            "transition_probability": (
+                ("from_cluster", "to_cluster"),
+                transition_matrix(sequence, k),
+            ),
             "frequency_by_month": (("cluster", "month"), by_month),
             "frequency": ("cluster", np.bincount(labels, minlength=k) / labels.size),
         },
@@ -172,6 +195,10 @@ def cluster(
     values = dataset[EMBEDDING_VARIABLE].values
     covered = np.isfinite(values).all(axis=1)
     points = values[covered]
+    if len(points) < 3:
+        raise ValueError(
+            f"Only {len(points)} timesteps have an embedding; clustering needs at least 3."
+        )
     if k is None:
         k = choose_k(points, seed)
     if not 2 <= k < len(points):

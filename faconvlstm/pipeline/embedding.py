@@ -15,7 +15,6 @@ from faconvlstm.data.windows import WindowDataset, centre_windows
 from faconvlstm.models import ModelConfig, embedding_model
 from faconvlstm.pipeline.runs import PREPROCESSOR_FILE, DataSelection, load_checkpoint, read_run
 
-
 #: The embeddings' variable in the output; its dims are ``(time, embedding)``.
 EMBEDDING_VARIABLE = "z"
 
@@ -27,6 +26,13 @@ def _check_grid(fields: xr.DataArray, config: ModelConfig) -> None:
             f"The data's grid is {grid[0]}x{grid[1]} (lat x lon) but the model was trained on "
             f"{config.grid[0]}x{config.grid[1]}; select the same region and coarsening."
         )
+
+
+def _source_attribute(source: str | os.PathLike | list) -> str | list[str]:
+    """The data source as a NetCDF attribute that ``cluster`` can read back: a path or paths."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return [os.fspath(path) for path in source]
 
 
 def embed(
@@ -73,7 +79,7 @@ def embed(
         attrs={
             "title": "Per-timestep embeddings",
             "run_dir": str(Path(run_dir).resolve()),
-            "source": str(selection.source if source is None else source),
+            "source": _source_attribute(selection.source if source is None else source),
             "variables": ",".join(selection.variables),
             "cell": config.cell,
             "window": config.window,

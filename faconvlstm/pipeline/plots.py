@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
 
-from faconvlstm.data.storage import atomic_path  # noqa: E402
+from faconvlstm.data.storage import atomic_path
 
 ANOMALY_SUFFIX = "_anomaly"
 

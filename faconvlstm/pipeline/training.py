@@ -78,9 +78,11 @@ def split_years(fields: xr.DataArray, validation_years: int) -> tuple[xr.DataArr
 
 
 def _prepare_run_dir(run_dir: Path, record: dict) -> int:
-    """Create ``run_dir`` or check it belongs to the same run; returns the epochs done."""
+    """Check ``run_dir`` belongs to the same run and return its epochs done; a directory
+    without a finished epoch (new, or left by a start that failed) is (re)started as ``record``."""
     run_file = run_dir / RUN_FILE
-    if not run_file.exists():
+    finished = (run_dir / CHECKPOINT_FILE).is_file() and (run_dir / PROGRESS_FILE).is_file()
+    if not (run_file.exists() and finished):
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_file, record)
         return 0
@@ -90,8 +92,6 @@ def _prepare_run_dir(run_dir: Path, record: dict) -> int:
             f"'{run_dir}' holds a run with a different configuration ({'; '.join(changes)}); "
             "use a new output directory."
         )
-    if not (run_dir / CHECKPOINT_FILE).exists():
-        return 0
     return int(read_json(run_dir / PROGRESS_FILE)["epochs_done"])
 
 
@@ -118,6 +118,10 @@ def fit(
         grid=(fields.sizes["lat"], fields.sizes["lon"]),
         **(model or {}),
     )
+    train_starts = training_starts(train_fields["time"], config.window, training.window_stride)
+    validation_starts = None
+    if validation_fields is not None:
+        validation_starts = training_starts(validation_fields["time"], config.window, config.window)
     epochs_done = _prepare_run_dir(run_dir, run_record(data, config, training))
 
     keras.utils.set_random_seed(training.seed + epochs_done)
@@ -132,7 +136,7 @@ def fit(
     train_data = WindowDataset(
         train_fields,
         config.window,
-        training_starts(train_fields["time"], config.window, training.window_stride),
+        train_starts,
         training.batch_size,
         shuffle=True,
         seed=training.seed,
@@ -142,10 +146,7 @@ def fit(
     if validation_fields is not None:
         validation_fields = preprocessor.transform(validation_fields)
         validation_data = WindowDataset(
-            validation_fields,
-            config.window,
-            training_starts(validation_fields["time"], config.window, config.window),
-            training.batch_size,
+            validation_fields, config.window, validation_starts, training.batch_size
         )
 
     if epochs_done:

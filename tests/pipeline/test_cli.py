@@ -1,0 +1,216 @@
+"""The ``faconvlstm`` command end to end (synth -> train -> embed -> cluster) and its errors."""
+
+import itertools
+import re
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+from faconvlstm.cli import main
+from faconvlstm.data.synthetic import make_synthetic_dataset
+
+K = 3
+TRAIN_OPTIONS = [
+    "--vars", "t2m,z@500,sst", "--epochs", "1", "--batch-size", "8", "--window", "8",
+    "--stride", "8", "--filters", "4", "--embedding-dim", "4",
+]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def assert_succeeded(result):
+    assert result.exit_code == 0, result.output
+
+
+def assert_one_line_error(result, pattern: str):
+    """Exit status 1 and, as the last line of stderr, one ``Error:`` line matching ``pattern``."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and result.stderr.splitlines()[-1] == errors[0], result.stderr
+    assert re.search(pattern, errors[0]), errors[0]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """Every command once on a tiny two-year noleap file; the paths they wrote."""
+    folder = tmp_path_factory.mktemp("cli")
+    paths = {
+        "data": folder / "synthetic.nc",
+        "run": folder / "run",
+        "embeddings": folder / "embeddings.nc",
+        "labels": folder / "labels.nc",
+    }
+    assert_succeeded(
+        invoke("synth", paths["data"], "--years", 2, "--calendar", "noleap", "--nlat", 8,
+               "--nlon", 12)
+    )
+    assert_succeeded(invoke("train", paths["data"], "--out", paths["run"], *TRAIN_OPTIONS))
+    assert_succeeded(invoke("embed", paths["run"], "--out", paths["embeddings"]))
+    assert_succeeded(invoke("cluster", paths["embeddings"], "--k", K, "--out", paths["labels"]))
+    return paths
+
+
+def test_every_command_writes_its_outputs_and_nothing_else(cli_run):
+    folder = cli_run["data"].parent
+    written = sorted(path.name for path in folder.iterdir())
+    assert written == [
+        "embeddings.nc", "labels.nc", "labels_composites.nc", "labels_composites.png", "run",
+        "synthetic.nc",
+    ]
+    assert not list(cli_run["run"].glob(".*"))
+    assert (folder / "labels_composites.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_embeddings_are_time_by_embedding_on_the_source_noleap_time(cli_run):
+    with xr.open_dataset(cli_run["data"]) as source, xr.open_dataset(cli_run["embeddings"]) as out:
+        assert out["z"].dims == ("time", "embedding")
+        assert out.sizes == {"time": 730, "embedding": 4}
+        assert out["time"].encoding["calendar"] == "noleap"
+        np.testing.assert_array_equal(out["time"].values, source["time"].values)
+        assert np.isfinite(out["z"].values).all() and out.attrs["uncovered_timesteps"] == 0
+        assert out.attrs["source"] == str(cli_run["data"])
+
+
+def test_labels_carry_cf_flags_scores_persistence_and_transitions(cli_run):
+    with xr.open_dataset(cli_run["labels"]) as labels:
+        label = labels["label"]
+        np.testing.assert_array_equal(label.attrs["flag_values"], np.arange(K))
+        assert label.attrs["flag_meanings"].split() == [f"regime_{c}" for c in range(K)]
+        sequence = label.values.astype(int)
+        assert set(sequence) == set(range(K))
+        assert -1 <= labels.attrs["silhouette"] <= 1
+        assert labels.attrs["davies_bouldin"] > 0 and labels.attrs["calinski_harabasz"] > 0
+
+        runs = [(c, len(list(run))) for c, run in itertools.groupby(sequence)]
+        for c in range(K):
+            lengths = [length for label_c, length in runs if label_c == c]
+            assert labels["persistence"].values[c] == pytest.approx(np.mean(lengths))
+        counts = np.zeros((K, K))
+        for before, after in itertools.pairwise(sequence):
+            counts[before, after] += 1
+        transitions = labels["transition_probability"].values
+        np.testing.assert_allclose(transitions, counts / counts.sum(axis=1, keepdims=True))
+        np.testing.assert_allclose(transitions.sum(axis=1), 1.0)
+        np.testing.assert_allclose(labels["frequency"], np.bincount(sequence) / sequence.size)
+
+
+def test_composites_are_the_mean_fields_of_each_regime_in_physical_units(cli_run):
+    composites_path = cli_run["labels"].with_name("labels_composites.nc")
+    with (
+        xr.open_dataset(cli_run["data"]) as source,
+        xr.open_dataset(cli_run["labels"]) as labels,
+        xr.open_dataset(composites_path) as composites,
+    ):
+        sequence = labels["label"].values.astype(int)
+        fields = {"t2m": source["t2m"], "z_500": source["z"].sel(level=500), "sst": source["sst"]}
+        for name, field in fields.items():
+            assert composites[name].attrs["units"] == field.attrs["units"]
+            assert composites[f"{name}_anomaly"].attrs["units"] == field.attrs["units"]
+            for c in range(K):
+                expected = field.isel(time=sequence == c).mean("time").values
+                np.testing.assert_allclose(
+                    composites[name].sel(cluster=c).values, expected, rtol=1e-5
+                )
+        assert np.isnan(composites["sst"].values).any()  # land stays NaN
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    """One file per kind of bad input, from a one-year synthetic dataset."""
+    folder = tmp_path_factory.mktemp("bad")
+    dataset = make_synthetic_dataset(years=1, nlat=8, nlon=12)
+    time = dataset["time"].values
+    swapped, repeated = time.copy(), time.copy()
+    swapped[[10, 11]] = time[[11, 10]]
+    repeated[11] = time[10]
+    files = {
+        "no_time": dataset.isel(time=0, drop=True),
+        "not_increasing": dataset.assign_coords(time=swapped),
+        "duplicated": dataset.assign_coords(time=repeated),
+        "all_nan": dataset.assign(t2m=dataset["t2m"] * np.nan),
+        "other_grid": make_synthetic_dataset(years=1, nlat=10, nlon=12),
+    }
+    for name, data in files.items():
+        data.to_netcdf(folder / f"{name}.nc")
+    (folder / "unreadable.nc").write_text("this is not a NetCDF file\n")
+    return folder
+
+
+BAD_TRAINING_INPUTS = {
+    "missing variable": ("good", ["--vars", "t2m,nope"], r"Variable 'nope' is not in the dataset"),
+    "no time": ("no_time", [], r"No time axis found"),
+    "not increasing": ("not_increasing", [], r"time axis is not increasing"),
+    "duplicated time": ("duplicated", [], r"time axis has duplicated stamps"),
+    "grid too small": ("good", ["--coarsen", "3"], r"grid 2x4 is too small for the model"),
+    "all NaN": ("all_nan", [], r"Channel\(s\) t2m are all NaN"),
+    "unreadable": ("unreadable", [], r"cannot read '.*unreadable.nc' as NetCDF"),
+    "missing file": ("missing", [], r"No such file or Zarr store: '.*missing.nc'"),
+    "window too long": ("good", ["--window", "400"], r"No window of 400 timesteps fits"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TRAINING_INPUTS, ids=str)
+def test_bad_training_input_is_a_one_line_error_and_writes_nothing(
+    case, bad_files, synthetic_file, tmp_path
+):
+    name, options, pattern = BAD_TRAINING_INPUTS[case]
+    data = synthetic_file if name == "good" else bad_files / f"{name}.nc"
+    run_dir = tmp_path / "run"
+    result = invoke("train", data, "--out", run_dir, *TRAIN_OPTIONS, *options)
+    assert_one_line_error(result, pattern)
+    assert not run_dir.exists()
+
+
+def test_a_run_dir_of_another_configuration_is_a_one_line_error(cli_run):
+    run_json = (cli_run["run"] / "run.json").read_text()
+    result = invoke(
+        "train", cli_run["data"], "--out", cli_run["run"], *TRAIN_OPTIONS, "--embedding-dim", 5
+    )
+    assert_one_line_error(result, r"holds a run with a different configuration "
+                                  r"\(model.embedding_dim: 4 -> 5\)")
+    assert (cli_run["run"] / "run.json").read_text() == run_json
+
+
+def test_embed_errors_name_the_problem(cli_run, bad_files, tmp_path):
+    out = tmp_path / "embeddings.nc"
+    assert_one_line_error(
+        invoke("embed", tmp_path, "--out", out), r"is not a run directory: it has no run.json"
+    )
+    assert_one_line_error(
+        invoke("embed", cli_run["run"], bad_files / "other_grid.nc", "--out", out),
+        r"The data's grid is 10x12 .* but the model was trained on 8x12",
+    )
+    assert not out.exists()
+
+
+def test_cluster_errors_name_the_problem(cli_run, bad_files, tmp_path):
+    out = tmp_path / "labels.nc"
+    for arguments, pattern in [
+        ([bad_files / "unreadable.nc"], r"Cannot read '.*unreadable.nc' as NetCDF"),
+        ([cli_run["data"]], r"has no 'z' variable of dims \(time, embedding\)"),
+        ([cli_run["embeddings"], "--k", 1], r"k must be between 2 and 729 .*; got 1"),
+        ([cli_run["embeddings"], "--k", 730], r"k must be between 2 and 729 .*; got 730"),
+    ]:
+        assert_one_line_error(invoke("cluster", *arguments, "--out", out), pattern)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_write_leaves_the_previous_output_whole(cli_run, tmp_path, monkeypatch):
+    out = tmp_path / "labels.nc"
+    out.write_text("the previous labels")
+
+    def disk_full(dataset, path, *args, **kwargs):
+        with open(path, "w") as file:
+            file.write("half a NetCDF")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
+    result = invoke("cluster", cli_run["embeddings"], "--k", K, "--out", out)
+    assert_one_line_error(result, r"No space left on device")
+    assert out.read_text() == "the previous labels"
+    assert [path.name for path in tmp_path.iterdir()] == ["labels.nc"]

@@ -1,0 +1,151 @@
+"""fit (checkpoints, resume, interruption) and embed (every timestep from one centred window)."""
+
+import dataclasses
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import xarray as xr
+
+from faconvlstm.data.preprocessing import Preprocessor
+from faconvlstm.data.windows import WindowDataset
+from faconvlstm.models import embedding_model
+from faconvlstm.pipeline import TrainingSettings, embed, fit
+from faconvlstm.pipeline.runs import (
+    CHECKPOINT_FILE,
+    PREPROCESSOR_FILE,
+    PROGRESS_FILE,
+    RUN_FILE,
+    load_checkpoint,
+)
+from tests.pipeline.conftest import MODEL, SETTINGS
+
+WINDOW = MODEL["window"]
+STEPS_PER_EPOCH = 6
+
+
+def copy_run(trained_run, tmp_path):
+    return shutil.copytree(trained_run.run_dir, tmp_path / "run")
+
+
+def progress(run_dir) -> dict:
+    return json.loads((run_dir / PROGRESS_FILE).read_text())
+
+
+def more_epochs(epochs: int) -> TrainingSettings:
+    return dataclasses.replace(SETTINGS, epochs=epochs)
+
+
+def test_fit_writes_a_complete_run(trained_run):
+    run_dir = trained_run.run_dir
+    for name in (RUN_FILE, PREPROCESSOR_FILE, CHECKPOINT_FILE, PROGRESS_FILE):
+        assert (run_dir / name).is_file()
+    assert not list(run_dir.glob(".*"))  # no temporary files left
+    record = json.loads((run_dir / RUN_FILE).read_text())
+    assert record["model"]["grid"] == [8, 12] and record["model"]["channels"] == 3
+    assert (trained_run.train_steps, trained_run.validation_steps) == (STEPS_PER_EPOCH, 6)
+    assert (trained_run.epochs_done, trained_run.resumed_from) == (1, 0)
+    assert progress(run_dir) == {"epochs_done": 1, "history": trained_run.history}
+    assert set(trained_run.history) == {"loss", "val_loss"}
+    assert np.isfinite(trained_run.history["loss"][0])
+
+
+def test_an_interrupted_run_resumes_from_its_last_finished_epoch(
+    trained_run, selection, tmp_path, monkeypatch
+):
+    run_dir = copy_run(trained_run, tmp_path)
+    checkpoint = (run_dir / CHECKPOINT_FILE).read_bytes()
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(WindowDataset, "__getitem__", killed)  # killed in the second epoch
+    with pytest.raises(KeyboardInterrupt):
+        fit(selection, run_dir, MODEL, more_epochs(2), progress=False)
+    monkeypatch.undo()
+    assert (run_dir / CHECKPOINT_FILE).read_bytes() == checkpoint
+    assert progress(run_dir)["epochs_done"] == 1
+    # What a process killed while writing leaves behind: temporary files, never the target.
+    (run_dir / f".{CHECKPOINT_FILE}.killed.tmp.keras").write_bytes(b"half a zip archive")
+    (run_dir / f".{PROGRESS_FILE}.killed.tmp.json").write_text('{"epochs_done": 2, "hist')
+
+    result = fit(selection, run_dir, MODEL, more_epochs(2), progress=False)
+    assert (result.resumed_from, result.epochs_done) == (1, 2)
+    assert len(result.history["loss"]) == 2
+    assert result.history["loss"][0] == trained_run.history["loss"][0]
+    assert progress(run_dir) == {"epochs_done": 2, "history": result.history}
+    # The optimizer state came back too: its step count runs on from the first epoch's.
+    optimizer = keras.saving.load_model(run_dir / CHECKPOINT_FILE).optimizer
+    assert int(optimizer.iterations) == 2 * STEPS_PER_EPOCH
+
+
+def test_a_finished_run_does_no_more_training(trained_run, selection, tmp_path, monkeypatch):
+    run_dir = copy_run(trained_run, tmp_path)
+    checkpoint = (run_dir / CHECKPOINT_FILE).read_bytes()
+    monkeypatch.setattr(keras.Model, "fit", lambda *args, **kwargs: pytest.fail("trained again"))
+    result = fit(selection, run_dir, MODEL, SETTINGS, progress=False)
+    assert (result.resumed_from, result.epochs_done) == (1, 1)
+    assert result.history == trained_run.history
+    assert (run_dir / CHECKPOINT_FILE).read_bytes() == checkpoint
+
+
+def test_a_changed_configuration_is_refused_once_an_epoch_has_finished(trained_run, selection):
+    changed = r"different configuration \(model.embedding_dim: 4 -> 5\)"
+    with pytest.raises(ValueError, match=changed):
+        fit(selection, trained_run.run_dir, {**MODEL, "embedding_dim": 5}, SETTINGS, progress=False)
+
+
+def test_a_run_without_a_finished_epoch_starts_over(trained_run, selection, tmp_path):
+    run_dir = tmp_path / "new"
+    with pytest.raises(ValueError, match="No window of 400 timesteps fits"):
+        fit(selection, run_dir, {**MODEL, "window": 400}, SETTINGS, progress=False)
+    assert not run_dir.exists()
+    # Killed in the first epoch, before or between the checkpoint and the progress.
+    killed_before = tmp_path / "killed_before"
+    killed_before.mkdir()
+    (killed_before / RUN_FILE).write_text(json.dumps({"model": {"window": 400}}))
+    killed_between = copy_run(trained_run, tmp_path)
+    (killed_between / PROGRESS_FILE).unlink()
+    for run_dir in (killed_before, killed_between):
+        result = fit(selection, run_dir, {**MODEL, "window": 16}, more_epochs(0), progress=False)
+        assert result.resumed_from == 0
+        assert json.loads((run_dir / RUN_FILE).read_text())["model"]["window"] == 16
+
+
+@pytest.fixture
+def file_with_gaps(synthetic_file, tmp_path):
+    """The first 140 days of the synthetic file without days 100-104 and 110-114: runs of 100,
+    5 and 25 days."""
+    with xr.open_dataset(synthetic_file) as dataset:
+        kept = np.delete(np.arange(140), np.r_[100:105, 110:115])
+        dataset.isel(time=kept).drop_encoding().to_netcdf(tmp_path / "gaps.nc")
+    return tmp_path / "gaps.nc"
+
+
+def test_embed_covers_every_timestep_once_from_its_centred_window(
+    trained_run, selection, file_with_gaps, tmp_path
+):
+    run_dir = trained_run.run_dir
+    embeddings = embed(run_dir, str(file_with_gaps), tmp_path / "embeddings.nc")
+    values = embeddings["z"].values
+    fields = selection.load(str(file_with_gaps))
+    assert embeddings["z"].dims == ("time", "embedding")
+    assert values.shape == (fields.sizes["time"], MODEL["embedding_dim"])
+    np.testing.assert_array_equal(embeddings["time"].values, fields["time"].values)
+    short_run = np.zeros(len(values), bool)
+    short_run[100:105] = True
+    np.testing.assert_array_equal(np.isnan(values).any(axis=1), short_run)
+    assert np.isnan(values[short_run]).all() and embeddings.attrs["uncovered_timesteps"] == 5
+
+    fields = Preprocessor.load(run_dir / PREPROCESSOR_FILE).transform(fields)
+    encoder = embedding_model(load_checkpoint(run_dir))
+    runs = [(0, 100), (105, 130)]
+    checked = [(0, 0), (50, 46), (99, 92), (105, 105), (108, 105), (115, 111), (129, 122)]
+    for step, start in checked:
+        run_start, run_stop = next(run for run in runs if run[0] <= step < run[1])
+        assert start == np.clip(step - WINDOW // 2, run_start, run_stop - WINDOW)
+        window = WindowDataset(fields, WINDOW, np.array([start]), batch_size=1)[0]
+        expected = np.asarray(encoder.predict_on_batch(window))[0, step - start]
+        np.testing.assert_allclose(values[step], expected, rtol=1e-4, atol=1e-5)
