@@ -4,7 +4,7 @@ from faconvlstm.backends import backend, choose_default_backend, warn_if_slow_ba
 
 choose_default_backend()
 
-from faconvlstm.layers import FAConvLSTM2D, FAConvLSTM2DCell  # noqa: E402
+from faconvlstm.layers import FAConvLSTM2D, FAConvLSTM2DCell
 
 warn_if_slow_backend()
 

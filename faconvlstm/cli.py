@@ -131,7 +131,7 @@ def model_settings(filters, embedding_dim, window, cell, attention_every) -> dic
 @click.option("--stride", default=4, show_default=True, help="Steps between training windows.")
 @click.option("--validation-years", default=1, show_default=True)
 @click.option("--filters", default="16,16", show_default=True, help="Filters of each encoder layer.")
-@click.option("--embedding-dim", default=8, show_default=True)
+@click.option("--embedding-dim", default=16, show_default=True)
 @click.option("--cell", type=click.Choice(["fa", "convlstm"]), default="fa", show_default=True)
 @click.option("--attention-every", type=int, help="Axial attention period (0: off).")
 @click.option("--log1p", default="", help="Channels to log1p-transform, e.g. tp.")

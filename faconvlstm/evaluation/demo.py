@@ -13,8 +13,15 @@ import xarray as xr
 from faconvlstm.data.calendar import year_fraction
 from faconvlstm.data.synthetic import FACTORS, write_synthetic_dataset
 from faconvlstm.evaluation.probes import one_hot, probe_r2, seasonal_features
-from faconvlstm.pipeline import ClusterResult, DataSelection, TrainingResult, TrainingSettings
-from faconvlstm.pipeline import cluster, embed, fit
+from faconvlstm.pipeline import (
+    ClusterResult,
+    DataSelection,
+    TrainingResult,
+    TrainingSettings,
+    cluster,
+    embed,
+    fit,
+)
 from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
 
 DEMO_VARIABLES = ["t2m", "msl", "z@500", "z@850", "tp", "sst"]

@@ -107,7 +107,7 @@ class FAConvLSTM2DCell(Layer, DropoutRNNCell):
         """
         self.input_channels = input_shape[-1]
         self.state_grid = tuple(state_grid)
-        sublayer_options = dict(dtype=self.dtype_policy)
+        sublayer_options = {"dtype": self.dtype_policy}
         self.input_path = InputProjection(
             self.bottleneck,
             self.kernel_size,

@@ -39,11 +39,11 @@ class InputProjection(layers.Layer):
         self.kernel_constraint = constraints.get(kernel_constraint)
 
     def build(self, input_shape):
-        weight_options = dict(
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
+        weight_options = {
+            "initializer": self.kernel_initializer,
+            "regularizer": self.kernel_regularizer,
+            "constraint": self.kernel_constraint,
+        }
         self.projection = self.add_weight(
             shape=(input_shape[-1], self.bottleneck), name="projection", **weight_options
         )

@@ -16,7 +16,7 @@ from faconvlstm.models import ModelConfig, embedding_model
 from faconvlstm.pipeline.runs import PREPROCESSOR_FILE, DataSelection, load_checkpoint, read_run
 
 #: The embeddings' variable in the output; its dims are ``(time, embedding)``.
-EMBEDDING_VARIABLE = "z"
+EMBEDDING_VARIABLE = "embeddings"
 
 
 def _check_grid(fields: xr.DataArray, config: ModelConfig) -> None:

@@ -30,6 +30,9 @@ from faconvlstm.pipeline.runs import (
     write_json,
 )
 
+#: Cells of circular (longitude) and reflected (latitude) padding on global grids.
+GLOBAL_HALO = 4
+
 
 @dataclasses.dataclass
 class TrainingResult:
@@ -61,6 +64,14 @@ class Checkpoint(keras.callbacks.Callback):
         write_json(
             self.run_dir / PROGRESS_FILE, {"epochs_done": epoch + 1, "history": self.history}
         )
+
+
+def covers_all_longitudes(lon: np.ndarray) -> bool:
+    """Whether a regular longitude axis closes the circle (a global grid)."""
+    if lon.size < 2:
+        return False
+    spacing = float(np.median(np.diff(lon)))
+    return abs(spacing * lon.size - 360.0) < spacing / 2
 
 
 def split_years(fields: xr.DataArray, validation_years: int) -> tuple[xr.DataArray, xr.DataArray | None]:
@@ -105,7 +116,8 @@ def fit(
     """Train (or resume training) an autoencoder on ``data``, checkpointing into ``run_dir``.
 
     ``model`` holds :class:`~faconvlstm.models.ModelConfig` settings beyond those taken from
-    the data (``channels``, ``grid``). The preprocessing is fitted on the training years only
+    the data (``channels``, ``grid``, and ``global_halo`` when the longitudes close the
+    circle). The preprocessing is fitted on the training years only
     (all but the last ``training.validation_years``). Re-running with the same settings
     continues from the last finished epoch; a larger ``epochs`` trains further.
     """
@@ -113,10 +125,11 @@ def fit(
     run_dir = Path(run_dir)
     fields = data.load()
     train_fields, validation_fields = split_years(fields, training.validation_years)
+    model = dict(model or {})
+    if "global_halo" not in model and covers_all_longitudes(fields["lon"].values):
+        model["global_halo"] = GLOBAL_HALO
     config = ModelConfig(
-        channels=fields.sizes["channel"],
-        grid=(fields.sizes["lat"], fields.sizes["lon"]),
-        **(model or {}),
+        channels=fields.sizes["channel"], grid=(fields.sizes["lat"], fields.sizes["lon"]), **model
     )
     train_starts = training_starts(train_fields["time"], config.window, training.window_stride)
     validation_starts = None

@@ -28,7 +28,7 @@ def test_centre_windows_embed_every_timestep_once_nearest_the_centre():
 
 def test_no_window_spans_a_gap_and_short_runs_get_no_embedding():
     time = daily_time(40, drop=slice(20, 25))  # runs of 20 and 15 steps
-    starts, step_window, step_offset = centre_windows(time, window=16)
+    starts, step_window, _ = centre_windows(time, window=16)
     covered = step_window >= 0
     assert covered[:20].all() and not covered[20:].any()
     assert (starts + 16 <= 20).all()

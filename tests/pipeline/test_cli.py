@@ -68,11 +68,11 @@ def test_every_command_writes_its_outputs_and_nothing_else(cli_run):
 
 def test_embeddings_are_time_by_embedding_on_the_source_noleap_time(cli_run):
     with xr.open_dataset(cli_run["data"]) as source, xr.open_dataset(cli_run["embeddings"]) as out:
-        assert out["z"].dims == ("time", "embedding")
+        assert out["embeddings"].dims == ("time", "embedding")
         assert out.sizes == {"time": 730, "embedding": 4}
         assert out["time"].encoding["calendar"] == "noleap"
         np.testing.assert_array_equal(out["time"].values, source["time"].values)
-        assert np.isfinite(out["z"].values).all() and out.attrs["uncovered_timesteps"] == 0
+        assert np.isfinite(out["embeddings"].values).all() and out.attrs["uncovered_timesteps"] == 0
         assert out.attrs["source"] == str(cli_run["data"])
 
 
@@ -192,7 +192,7 @@ def test_cluster_errors_name_the_problem(cli_run, bad_files, tmp_path):
     out = tmp_path / "labels.nc"
     for arguments, pattern in [
         ([bad_files / "unreadable.nc"], r"Cannot read '.*unreadable.nc' as NetCDF"),
-        ([cli_run["data"]], r"has no 'z' variable of dims \(time, embedding\)"),
+        ([cli_run["data"]], r"has no 'embeddings' variable of dims \(time, embedding\)"),
         ([cli_run["embeddings"], "--k", 1], r"k must be between 2 and 729 .*; got 1"),
         ([cli_run["embeddings"], "--k", 730], r"k must be between 2 and 729 .*; got 730"),
     ]:

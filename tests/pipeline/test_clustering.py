@@ -12,7 +12,7 @@ from faconvlstm.pipeline.clustering import persistence, transition_matrix, with_
 def embeddings_dataset(values: np.ndarray, time=None) -> xr.Dataset:
     if time is None:
         time = xr.date_range("2000-01-01", periods=len(values), freq="D", use_cftime=False)
-    return xr.Dataset({"z": (("time", "embedding"), values.astype("float32"))}, {"time": time})
+    return xr.Dataset({"embeddings": (("time", "embedding"), values.astype("float32"))}, {"time": time})
 
 
 def blobs(rng, sizes: list[int], spacing: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
@@ -93,8 +93,8 @@ def test_k_out_of_range_names_the_range(rng, k):
 def test_too_few_embedded_timesteps_and_wrong_datasets_name_the_problem():
     with pytest.raises(ValueError, match="Only 0 timesteps have an embedding"):
         cluster(embeddings_dataset(np.full((10, 4), np.nan)), k=2)
-    wrong = xr.Dataset({"z": (("time", "level"), np.zeros((5, 2)))})
-    with pytest.raises(ValueError, match=r"no 'z' variable of dims \(time, embedding\)"):
+    wrong = xr.Dataset({"embeddings": (("time", "level"), np.zeros((5, 2)))})
+    with pytest.raises(ValueError, match=r"no 'embeddings' variable of dims \(time, embedding\)"):
         cluster(wrong, k=2)
 
 

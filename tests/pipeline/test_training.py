@@ -20,6 +20,7 @@ from faconvlstm.pipeline.runs import (
     RUN_FILE,
     load_checkpoint,
 )
+from faconvlstm.pipeline.training import covers_all_longitudes
 from tests.pipeline.conftest import MODEL, SETTINGS
 
 WINDOW = MODEL["window"]
@@ -129,9 +130,9 @@ def test_embed_covers_every_timestep_once_from_its_centred_window(
 ):
     run_dir = trained_run.run_dir
     embeddings = embed(run_dir, str(file_with_gaps), tmp_path / "embeddings.nc")
-    values = embeddings["z"].values
+    values = embeddings["embeddings"].values
     fields = selection.load(str(file_with_gaps))
-    assert embeddings["z"].dims == ("time", "embedding")
+    assert embeddings["embeddings"].dims == ("time", "embedding")
     assert values.shape == (fields.sizes["time"], MODEL["embedding_dim"])
     np.testing.assert_array_equal(embeddings["time"].values, fields["time"].values)
     short_run = np.zeros(len(values), bool)
@@ -149,3 +150,16 @@ def test_embed_covers_every_timestep_once_from_its_centred_window(
         window = WindowDataset(fields, WINDOW, np.array([start]), batch_size=1)[0]
         expected = np.asarray(encoder.predict_on_batch(window))[0, step - start]
         np.testing.assert_allclose(values[step], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "lon, expected",
+    [
+        (np.arange(0.0, 360.0, 2.5), True),
+        (np.arange(-180.0, 180.0, 0.25), True),
+        (np.arange(-80.0, 40.0, 2.5), False),
+        (np.array([10.0]), False),
+    ],
+)
+def test_global_grids_are_recognised_by_their_longitudes(lon, expected):
+    assert covers_all_longitudes(lon) is expected
