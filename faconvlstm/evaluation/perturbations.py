@@ -71,10 +71,11 @@ def drop_cells(fields: xr.DataArray, fraction: float, seed: int = 0) -> xr.DataA
 
 
 def drop_timesteps(fields: xr.DataArray, fraction: float, seed: int = 0) -> xr.DataArray:
-    """``fields`` without a random ``fraction`` of its timesteps (``round(fraction x time)``).
+    """``fields`` with a random ``fraction`` of its timesteps (``round(fraction x time)``)
+    missing: every cell of those frames set to NaN.
 
-    The first and last timesteps are always kept, so the period covered stays the same; the
-    result has gaps in time, as data with missing days do.
+    The time axis is kept, as in a file whose missing days are stored as fill values, so the
+    model still sees contiguous windows; the first and last timesteps are never dropped.
     """
     check_fields(fields)
     fraction = _check_fraction(fraction)
@@ -86,4 +87,5 @@ def drop_timesteps(fields: xr.DataArray, fraction: float, seed: int = 0) -> xr.D
             f"smaller fraction."
         )
     dropped = np.random.default_rng(seed).choice(np.arange(1, steps - 1), size=count, replace=False)
-    return fields.isel(time=np.setdiff1d(np.arange(steps), dropped))
+    kept = xr.DataArray(~np.isin(np.arange(steps), dropped), dims="time")
+    return fields.where(kept)

@@ -35,6 +35,31 @@ def _source_attribute(source: str | os.PathLike | list) -> str | list[str]:
     return [os.fspath(path) for path in source]
 
 
+def embed_fields(
+    run_dir: str | os.PathLike, fields: xr.DataArray, batch_size: int = 32
+) -> np.ndarray:
+    """Embeddings ``(time, d)`` of fields in physical units ``(time, lat, lon, channel)``.
+
+    The run's preprocessing is applied (channels and units checked) and each timestep is
+    embedded from the window where it sits nearest the centre; NaN where no window fits.
+    """
+    config = ModelConfig.from_dict(read_run(run_dir)["model"])
+    _check_grid(fields, config)
+    preprocessor = Preprocessor.load(Path(run_dir) / PREPROCESSOR_FILE)
+    fields = preprocessor.transform(fields)
+    encoder = embedding_model(load_checkpoint(run_dir))
+    starts, step_window, step_offset = centre_windows(fields["time"], config.window)
+    values = np.full((fields.sizes["time"], config.embedding_dim), np.nan, dtype="float32")
+    if starts.size:
+        windows = WindowDataset(fields, config.window, starts, batch_size)
+        embedded = np.concatenate(
+            [np.asarray(encoder.predict_on_batch(windows[i])) for i in range(len(windows))]
+        )
+        covered = step_window >= 0
+        values[covered] = embedded[step_window[covered], step_offset[covered]]
+    return values
+
+
 def embed(
     run_dir: str | os.PathLike,
     source: str | list[str] | None = None,
@@ -51,22 +76,9 @@ def embed(
     """
     record = read_run(run_dir)
     selection = DataSelection(**record["data"])
-    config = ModelConfig.from_dict(record["model"])
     fields = selection.load(source, time)
-    _check_grid(fields, config)
-    preprocessor = Preprocessor.load(Path(run_dir) / PREPROCESSOR_FILE)
-    fields = preprocessor.transform(fields)
-    encoder = embedding_model(load_checkpoint(run_dir))
-
-    starts, step_window, step_offset = centre_windows(fields["time"], config.window)
-    values = np.full((fields.sizes["time"], config.embedding_dim), np.nan, dtype="float32")
-    if starts.size:
-        windows = WindowDataset(fields, config.window, starts, batch_size)
-        embedded = np.concatenate(
-            [np.asarray(encoder.predict_on_batch(windows[i])) for i in range(len(windows))]
-        )
-        covered = step_window >= 0
-        values[covered] = embedded[step_window[covered], step_offset[covered]]
+    values = embed_fields(run_dir, fields, batch_size)
+    config = ModelConfig.from_dict(record["model"])
     dataset = xr.Dataset(
         {
             EMBEDDING_VARIABLE: (
@@ -85,7 +97,7 @@ def embed(
             "window": config.window,
             "backend": faconvlstm.backend(),
             "faconvlstm_version": faconvlstm.__version__,
-            "uncovered_timesteps": int((step_window < 0).sum()),
+            "uncovered_timesteps": int(np.isnan(values).any(axis=1).sum()),
         },
     )
     if out is not None:
