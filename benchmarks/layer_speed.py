@@ -18,7 +18,7 @@ layer's output shape.
   (both after ``--warmup`` untimed calls; both return host numpy values, so
   they are synchronous on every backend)
 * params           = ``layer.count_params()``
-* forward MACs     = analytic count (see :func:`convlstm_macs`, :func:`fa_macs`)
+* forward MACs     = analytic count (``faconvlstm.evaluation.cost``)
 * peak extra memory = ``ru_maxrss`` at the end of the child minus the RSS right
   after building model and data (before the first step).
 
@@ -52,74 +52,6 @@ DEFAULT_DILATIONS = (1, 2, 4)
 # --------------------------------------------------------------------------
 # Analytic forward MAC counts (per sample, i.e. batch size 1)
 # --------------------------------------------------------------------------
-def convlstm_macs(steps, height, width, channels, filters, kernel_size):
-    """Forward multiply-accumulates of ``keras.layers.ConvLSTM2D`` per sample.
-
-    Formula (padding="same", stride 1, so H' = H and W' = W)::
-
-        MACs = T * H' * W' * k^2 * (C + F) * 4F
-
-    i.e. per timestep one k x k input convolution C -> 4F plus one k x k
-    recurrent convolution F -> 4F for the four gates.  Element-wise gate
-    arithmetic is ignored.
-    """
-    k2 = kernel_size * kernel_size
-    return steps * height * width * k2 * (channels + filters) * 4 * filters
-
-
-def attention_steps(steps, every):
-    """Number of timesteps at which FAConvLSTM2D runs its axial attention.
-
-    With ``every > 0`` that is the count of ``t`` in ``0..T-1`` with
-    ``(t + 1) % every == 0`` or ``t == T - 1``; with ``every <= 0`` it is 0.
-    """
-    if not every or every <= 0:
-        return 0
-    return sum(1 for t in range(steps) if (t + 1) % every == 0 or t == steps - 1)
-
-
-def fa_macs(
-    steps,
-    height,
-    width,
-    channels,
-    filters,
-    kernel_size,
-    bottleneck,
-    attention_dim,
-    attention_every,
-    num_dilations=len(DEFAULT_DILATIONS),
-    squeeze_excitation=True,
-):
-    """Forward multiply-accumulates of ``faconvlstm.FAConvLSTM2D`` per sample.
-
-    With r = bottleneck, n = number of dilations, d_a = attention dim,
-    k = kernel size, s = max(1, r // 4), a = :func:`attention_steps`
-    and H' = H, W' = W (padding="same", stride 1)::
-
-        per step  = H'W' * [ C r          (1x1 input projection to bottleneck)
-                           + k^2 r        (depthwise k x k input conv)
-                           + F r          (1x1 recurrent projection of h)
-                           + n k^2 r      (multiscale dilated depthwise mixing)
-                           + 4F r ]       (1x1 expansion to the 4 gates)
-                  + 2 r s                 (squeeze-excitation MLP, negligible)
-        per attn  = H'W' * 4 F d_a                  (q, k, v, o projections)
-                  + H'W' * d_a * (W' + H') * 2      (row + column scores and
-                                                     value products)
-        MACs      = T * per step + a * per attn
-    """
-    r = bottleneck
-    k2 = kernel_size * kernel_size
-    hw = height * width
-    per_step = hw * (channels * r + k2 * r + filters * r + num_dilations * k2 * r + 4 * filters * r)
-    if squeeze_excitation:
-        s = max(1, r // 4)
-        per_step += 2 * r * s
-    a = attention_steps(steps, attention_every)
-    per_attn = hw * 4 * filters * attention_dim + hw * attention_dim * (width + height) * 2
-    return steps * per_step + a * per_attn
-
-
 def default_bottleneck(filters, bottleneck=None):
     return bottleneck if bottleneck is not None else max(8, filters // 4)
 
@@ -133,6 +65,10 @@ def layer_attention_every(name, args):
 
 
 def forward_macs(name, args):
+    """Analytic forward MACs per sample (formulas in ``faconvlstm.evaluation.cost``)."""
+    sys.path.insert(0, REPO_ROOT)
+    from faconvlstm.evaluation.cost import convlstm_macs, fa_macs
+
     if name == "convlstm":
         return convlstm_macs(args.steps, args.height, args.width, args.channels,
                              args.filters, args.kernel_size)

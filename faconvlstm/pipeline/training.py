@@ -50,14 +50,24 @@ class TrainingResult:
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """After every epoch: the model and optimizer, then the progress, each written atomically."""
+    """After every epoch: the model and optimizer, then the progress, each written atomically.
+
+    The history also records ``epoch_seconds``, the wall time of each epoch's training.
+    """
 
     def __init__(self, run_dir: Path, history: dict[str, list[float]]):
         super().__init__()
         self.run_dir = run_dir
         self.history = history
+        self.epoch_started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.history.setdefault("epoch_seconds", []).append(
+            time.perf_counter() - self.epoch_started
+        )
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         save_checkpoint(self.model, self.run_dir)

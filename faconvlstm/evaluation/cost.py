@@ -1,0 +1,46 @@
+"""Analytic forward cost (multiply-accumulates) of the recurrent layers, per sample."""
+
+from __future__ import annotations
+
+import keras
+
+from faconvlstm.layers import FAConvLSTM2D, attention_steps
+
+
+def convlstm_macs(steps: int, height: int, width: int, channels: int, filters: int,
+                  kernel_size: int) -> int:
+    """``keras.layers.ConvLSTM2D`` ("same", stride 1): ``T H W k^2 (C + F) 4F``.
+
+    One k x k input convolution C -> 4F and one recurrent convolution F -> 4F per step;
+    elementwise gate arithmetic is not counted.
+    """
+    return steps * height * width * kernel_size**2 * (channels + filters) * 4 * filters
+
+
+def fa_macs(steps: int, height: int, width: int, channels: int, filters: int, kernel_size: int,
+            bottleneck: int, attention_dim: int, attention_every: int, dilations: int = 3,
+            squeeze_excitation: bool = True) -> int:
+    """``FAConvLSTM2D`` ("same", stride 1), with r the bottleneck, n the dilations::
+
+        per step = H W [C r + k^2 r + F r + n k^2 r + 4 F r] + 2 r max(1, r // 4)  (SE)
+        per attention = H W 4 F d_a + 2 H W d_a (H + W)
+        MACs = T per step + (attention applications) per attention
+    """
+    r, k2, cells = bottleneck, kernel_size**2, height * width
+    per_step = cells * (channels * r + k2 * r + filters * r + dilations * k2 * r + 4 * filters * r)
+    if squeeze_excitation:
+        per_step += 2 * r * max(1, r // 4)
+    applications = sum(attention_steps(steps, attention_every))
+    per_attention = cells * 4 * filters * attention_dim + 2 * cells * attention_dim * (height + width)
+    return steps * per_step + applications * per_attention
+
+
+def layer_macs(layer: keras.layers.Layer, steps: int, height: int, width: int) -> int:
+    """Forward MACs of a built ``FAConvLSTM2D`` or ``ConvLSTM2D`` layer ("same", stride 1)."""
+    if isinstance(layer, FAConvLSTM2D):
+        return fa_macs(steps, height, width, layer.cell.input_channels, layer.filters,
+                       layer.kernel_size[0], layer.bottleneck, layer.attention_dim,
+                       layer.attention_every, len(layer.multiscale_dilations),
+                       layer.squeeze_excitation)
+    kernel_size, _, channels, _ = layer.cell.kernel.shape
+    return convlstm_macs(steps, height, width, channels, layer.filters, kernel_size)
