@@ -222,6 +222,59 @@ def cluster(embeddings, k, out, seed):
 
 
 @main.command()
+@click.argument("data", nargs=-1)
+@click.option("--vars", "variables", help="Channels (required with DATA), e.g. t2m,z@500.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seeds", default=3, show_default=True)
+@click.option("--epochs", default=6, show_default=True)
+@click.option("--k", default=4, show_default=True)
+@click.option("--region", help="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX in degrees.")
+@click.option("--time", "time_range", help="START:END of the data to use.")
+@click.option("--season", help="Months to keep, e.g. DJF.")
+@click.option("--coarsen", type=int, help="Average blocks of N x N grid cells.")
+@click.option("--log1p", default="", help="Channels to log1p-transform, e.g. tp.")
+@click.option("--anomalies/--no-anomalies", default=True, show_default=True)
+@click.option("--ablations/--no-ablations", default=True, show_default=True)
+@user_errors
+def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, season, coarsen,
+             log1p, anomalies, ablations):
+    """FA against its ConvLSTM2D twins and EOF on DATA (default: synthetic); writes a report."""
+    import sys
+
+    from faconvlstm.evaluation.harness import EvaluationSettings
+    from faconvlstm.evaluation.harness import evaluate as run_evaluation
+    from faconvlstm.evaluation.report import write_report
+    from faconvlstm.pipeline import DataSelection
+
+    selection = None
+    if data:
+        if not variables:
+            raise click.UsageError("--vars is required with DATA.")
+        selection = DataSelection(
+            source=data_source(data), variables=[v for v in variables.split(",") if v],
+            region=parse_region(region), time=parse_time(time_range), season=season,
+            coarsen=coarsen,
+        )
+    settings = EvaluationSettings(
+        seeds=seeds, epochs=epochs, k=k, anomalies=anomalies, ablations=ablations,
+        log1p=[v for v in log1p.split(",") if v],
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evaluation = run_evaluation(selection, out_dir, settings)
+    report = write_report(evaluation, out_dir, "faconvlstm " + " ".join(sys.argv[1:]))
+    summary(
+        f"Evaluation in {out_dir} ({evaluation.seconds / 60:.1f} min)",
+        {
+            "report": str(report),
+            **{
+                f"{name}: mean CKA between seeds": f"{values['mean CKA between seeds']:.3f}"
+                for name, values in evaluation.stability.items()
+            },
+        },
+    )
+
+
+@main.command()
 @click.option("--out", "out_dir", default="faconvlstm-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--years", default=4, show_default=True)
