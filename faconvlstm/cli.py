@@ -65,7 +65,7 @@ def parse_time(text: str | None) -> list[str] | None:
     return parts
 
 
-@click.group()
+@click.group(name="faconvlstm")
 @click.version_option(faconvlstm.__version__, prog_name="faconvlstm")
 def main():
     """Spatiotemporal embeddings of gridded climate data with FAConvLSTM."""
@@ -102,6 +102,22 @@ def synth(out, years, calendar, freq, nlat, nlon, seed):
             "factors": ", ".join(v for v in dataset.data_vars if v.startswith("factor_")),
         },
     )
+
+
+def command_line(context: click.Context) -> str:
+    """The command as it ran, rebuilt from its parsed parameters (for reports)."""
+    words = [context.command_path]
+    for parameter in context.command.params:
+        value = context.params.get(parameter.name)
+        if value in (None, ()) or value == "":
+            continue
+        if parameter.param_type_name == "argument":
+            words.extend(str(v) for v in (value if isinstance(value, tuple) else [value]))
+        elif getattr(parameter, "is_flag", False) and parameter.secondary_opts:
+            words.append(parameter.opts[0] if value else parameter.secondary_opts[0])
+        else:
+            words.extend([parameter.opts[0], str(value)])
+    return " ".join(words)
 
 
 def model_settings(filters, embedding_dim, window, cell, attention_every) -> dict:
@@ -235,12 +251,13 @@ def cluster(embeddings, k, out, seed):
 @click.option("--log1p", default="", help="Channels to log1p-transform, e.g. tp.")
 @click.option("--anomalies/--no-anomalies", default=True, show_default=True)
 @click.option("--ablations/--no-ablations", default=True, show_default=True)
+@click.option("--filters", default="16,16", show_default=True, help="Filters of each encoder layer.")
+@click.option("--embedding-dim", default=16, show_default=True)
+@click.option("--window", default=16, show_default=True, help="Timesteps per window.")
 @user_errors
 def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, season, coarsen,
-             log1p, anomalies, ablations):
+             log1p, anomalies, ablations, filters, embedding_dim, window):
     """FA against its ConvLSTM2D twins and EOF on DATA (default: synthetic); writes a report."""
-    import sys
-
     from faconvlstm.evaluation.harness import EvaluationSettings
     from faconvlstm.evaluation.harness import evaluate as run_evaluation
     from faconvlstm.evaluation.report import write_report
@@ -258,10 +275,11 @@ def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, sea
     settings = EvaluationSettings(
         seeds=seeds, epochs=epochs, k=k, anomalies=anomalies, ablations=ablations,
         log1p=[v for v in log1p.split(",") if v],
+        model=model_settings(filters, embedding_dim, window, "fa", None),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     evaluation = run_evaluation(selection, out_dir, settings)
-    report = write_report(evaluation, out_dir, "faconvlstm " + " ".join(sys.argv[1:]))
+    report = write_report(evaluation, out_dir, command_line(click.get_current_context()))
     summary(
         f"Evaluation in {out_dir} ({evaluation.seconds / 60:.1f} min)",
         {
