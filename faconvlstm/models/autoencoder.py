@@ -9,6 +9,7 @@ the twin the evaluation compares against.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import keras
@@ -137,7 +138,10 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
         hidden = hidden[:, :, halo:-halo, halo:-halo, :]
     pooling_weights = ops.mean(weights, axis=-1)
     z = SubspaceHead(
-        config.embedding_dim, orthogonality=config.orthogonality, name="subspace_head"
+        config.embedding_dim,
+        projection_dim=max(config.filters[-1], math.ceil(config.embedding_dim / 2)),
+        orthogonality=config.orthogonality,
+        name="subspace_head",
     )([hidden, pooling_weights])
     if config.temporal_attention:
         encoding = SeasonalPositionalEncoding(

@@ -156,3 +156,9 @@ def test_a_global_halo_makes_embeddings_nearly_invariant_to_longitude_rolls(rng)
         return np.abs(model.predict_on_batch(rolled) - model.predict_on_batch(inputs)).mean()
 
     assert roll_error(halo) < 0.5 * roll_error(plain)
+
+
+def test_an_encoder_narrower_than_half_the_embedding_still_builds(rng):
+    config = ModelConfig(**{**CONFIG, "filters": (2,), "embedding_dim": 8})
+    outputs = build_autoencoder(config)(random_inputs(rng, config))
+    assert tuple(outputs["embedding"].shape) == (2, 6, 8)
