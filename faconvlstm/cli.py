@@ -204,7 +204,7 @@ def embed(run_dir, data, out, time_range, batch_size):
     from faconvlstm.pipeline import embed as embed_data
 
     source = data_source(data) if data else None
-    dataset = embed_data(run_dir, source, out, parse_time(time_range), batch_size)
+    dataset = embed_data(run_dir, source, out, parse_time(time_range), batch_size, progress=True)
     summary(
         f"Wrote {out}",
         {

@@ -13,6 +13,7 @@ from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.storage import write_netcdf
 from faconvlstm.data.windows import WindowDataset, centre_windows
 from faconvlstm.models import ModelConfig, embedding_model
+from faconvlstm.pipeline.progress import progress_bar
 from faconvlstm.pipeline.runs import PREPROCESSOR_FILE, DataSelection, load_checkpoint, read_run
 
 #: The embeddings' variable in the output; its dims are ``(time, embedding)``.
@@ -36,7 +37,10 @@ def _source_attribute(source: str | os.PathLike | list) -> str | list[str]:
 
 
 def embed_fields(
-    run_dir: str | os.PathLike, fields: xr.DataArray, batch_size: int = 32
+    run_dir: str | os.PathLike,
+    fields: xr.DataArray,
+    batch_size: int = 32,
+    progress: bool = False,
 ) -> np.ndarray:
     """Embeddings ``(time, d)`` of fields in physical units ``(time, lat, lon, channel)``.
 
@@ -52,9 +56,13 @@ def embed_fields(
     values = np.full((fields.sizes["time"], config.embedding_dim), np.nan, dtype="float32")
     if starts.size:
         windows = WindowDataset(fields, config.window, starts, batch_size)
-        embedded = np.concatenate(
-            [np.asarray(encoder.predict_on_batch(windows[i])) for i in range(len(windows))]
-        )
+        with progress_bar(transient=True, disable=not progress) as bar:
+            task = bar.add_task("embedding", total=len(windows), status="")
+            embedded = []
+            for index in range(len(windows)):
+                embedded.append(np.asarray(encoder.predict_on_batch(windows[index])))
+                bar.advance(task)
+        embedded = np.concatenate(embedded)
         covered = step_window >= 0
         values[covered] = embedded[step_window[covered], step_offset[covered]]
     return values
@@ -66,6 +74,7 @@ def embed(
     out: str | os.PathLike | None = None,
     time: list[str] | None = None,
     batch_size: int = 32,
+    progress: bool = False,
 ) -> xr.Dataset:
     """Embeddings ``(time, embedding)`` of ``source`` (default: the run's own data).
 
@@ -77,7 +86,7 @@ def embed(
     record = read_run(run_dir)
     selection = DataSelection(**record["data"])
     fields = selection.load(source, time)
-    values = embed_fields(run_dir, fields, batch_size)
+    values = embed_fields(run_dir, fields, batch_size, progress)
     config = ModelConfig.from_dict(record["model"])
     dataset = xr.Dataset(
         {

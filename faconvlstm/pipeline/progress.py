@@ -6,8 +6,8 @@ import keras
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
-def progress_bar(transient: bool = False) -> Progress:
-    """A rich progress bar with a description, counts and elapsed time."""
+def progress_bar(transient: bool = False, disable: bool = False) -> Progress:
+    """A rich progress bar with a description, counts and elapsed time (none if ``disable``)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -15,6 +15,7 @@ def progress_bar(transient: bool = False) -> Progress:
         TimeElapsedColumn(),
         TextColumn("{task.fields[status]}"),
         transient=transient,
+        disable=disable,
     )
 
 
