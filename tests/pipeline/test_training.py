@@ -49,7 +49,7 @@ def test_fit_writes_a_complete_run(trained_run):
     assert (trained_run.train_steps, trained_run.validation_steps) == (STEPS_PER_EPOCH, 6)
     assert (trained_run.epochs_done, trained_run.resumed_from) == (1, 0)
     assert progress(run_dir) == {"epochs_done": 1, "history": trained_run.history}
-    assert set(trained_run.history) == {"loss", "val_loss"}
+    assert set(trained_run.history) == {"loss", "val_loss", "epoch_seconds"}
     assert np.isfinite(trained_run.history["loss"][0])
 
 
