@@ -4,11 +4,13 @@ import re
 
 import numpy as np
 import pytest
+import xarray as xr
 from click.testing import CliRunner
 
 from faconvlstm.cli import main
-from faconvlstm.data.synthetic import write_synthetic_dataset
+from faconvlstm.data.synthetic import FACTORS, make_synthetic_dataset
 from faconvlstm.evaluation.harness import (
+    _targets,
     _time_to_loss,
     convlstm_filters_matching,
     pattern_correlation,
@@ -47,15 +49,31 @@ def test_time_to_a_target_loss_adds_up_epoch_times():
 SECTIONS = [
     "## Efficiency",
     "## Stability across seeds",
-    "## Interpretability: linear-probe R^2 of the ground-truth factors",
+    "## Interpretability: linear-probe R^2 of the leading 3 EOF PCs",
     "## Robustness to perturbed inputs",
     "## Ablations",
     "## Regimes",
 ]
 
 
+def test_ground_truth_factors_are_the_probe_targets_when_the_data_has_them():
+    time = xr.date_range("2001-01-01", periods=6, freq="D")
+    source = xr.Dataset(
+        {f"factor_{name}": ("time", np.arange(6) % 2) for name in FACTORS}, {"time": time}
+    )
+    targets = _targets(source, np.zeros((6, 4)), source["time"].isel(time=slice(1, 5)))
+    assert list(targets) == list(FACTORS)
+    assert targets["regime"].shape == (4, 2)  # one-hot
+    np.testing.assert_array_equal(targets["enso"], [1, 0, 1, 0])
+    pcs = np.arange(24.0).reshape(6, 4)
+    assert list(_targets(None, pcs, source["time"])) == ["EOF PC 1", "EOF PC 2", "EOF PC 3"]
+
+
 def test_evaluate_writes_every_section_of_the_report(tmp_path):
-    data = write_synthetic_dataset(tmp_path / "tiny.nc", years=2, nlat=8, nlon=12)
+    """On a CF file without ground truth, as real data: the probes target EOF PCs."""
+    synthetic = make_synthetic_dataset(years=2, nlat=8, nlon=12)
+    data = tmp_path / "tiny.nc"
+    synthetic.drop_vars([f"factor_{name}" for name in FACTORS]).to_netcdf(data)
     out = tmp_path / "report"
     result = CliRunner().invoke(main, [
         "evaluate", str(data), "--vars", "t2m,msl,sst", "--out", str(out), "--seeds", "2",
@@ -72,7 +90,7 @@ def test_evaluate_writes_every_section_of_the_report(tmp_path):
                 "| FA, no axial attention |", "| seasonal encoding alone |"):
         assert row in report
     assert re.search(r"\| FA \| -?\d", report)
-    assert "enso" in report and "teleconnection" in report
+    assert "EOF PC 1" in report
     assert "--seeds 2" in report  # the command is named
 
 
