@@ -23,8 +23,10 @@ from faconvlstm.data.calendar import year_fraction
 from faconvlstm.data.io import open_dataset, standardize_axes
 from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.synthetic import FACTORS, write_synthetic_dataset
+from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.evaluation.cost import layer_macs
 from faconvlstm.evaluation.eof import eof_embeddings, eof_regimes
+from faconvlstm.evaluation.memory import peak_training_memory
 from faconvlstm.evaluation.perturbations import add_noise, drop_cells, drop_timesteps
 from faconvlstm.evaluation.probes import one_hot, probe_r2, seasonal_features
 from faconvlstm.evaluation.similarity import clustering_agreement, linear_cka
@@ -66,6 +68,7 @@ class EvaluationSettings:
     log1p: list[str] = dataclasses.field(default_factory=list)
     model: dict = dataclasses.field(default_factory=dict)
     ablations: bool = True
+    batch_size: int = 8
     noise_levels: tuple[float, ...] = (0.1, 0.25, 0.5)
     missing_fractions: tuple[float, ...] = (0.1, 0.25, 0.5)
     years: int = 4
@@ -173,8 +176,8 @@ class _Runs:
 
     def train(self, name: str, model: dict, seed: int):
         training = TrainingSettings(
-            epochs=self.settings.epochs, seed=seed, log1p=self.settings.log1p,
-            anomalies=self.settings.anomalies,
+            epochs=self.settings.epochs, batch_size=self.settings.batch_size, seed=seed,
+            log1p=self.settings.log1p, anomalies=self.settings.anomalies,
         )
         run_dir = self.out_dir / "runs" / f"{_slug(name)}-seed{seed}"
         result = fit(self.data, run_dir, {**self.settings.model, **model}, training, self.progress)
@@ -239,6 +242,8 @@ def evaluate(
     floor = seasonal_features(year_fraction(fields["time"]))
 
     histories = {name: runs.results[name, 0].history for name in variants}
+    starts = training_starts(preprocessed["time"], config.window, config.window)
+    batch = WindowDataset(preprocessed, config.window, starts, settings.batch_size)[0]
     target_loss = max(histories[name]["loss"][-1] for name in main)
     efficiency = {}
     for name in main:
@@ -254,6 +259,9 @@ def evaluate(
             ) / 1e9,
             "seconds per training batch": float(np.median(np.divide(epoch_seconds, steps))),
             "seconds to embed the data": float(np.median([inference[name, s] for s in seeds])),
+            "peak training MiB": peak_training_memory(
+                {**config.to_dict(), **variants[name]}, batch
+            ),
             f"seconds to loss {target_loss:.3f}": _time_to_loss(result.history, target_loss),
         }
 

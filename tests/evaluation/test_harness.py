@@ -98,3 +98,21 @@ def test_evaluate_needs_two_seeds(tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "--out", str(tmp_path), "--seeds", "1"])
     assert result.exit_code == 1
     assert "seeds must be at least 2" in result.output
+
+
+def test_peak_training_memory_grows_with_the_model(rng):
+    from faconvlstm.evaluation.memory import peak_training_memory
+
+    def batch(grid):
+        shape = (2, 4, *grid, 2)
+        return {
+            "frames": rng.normal(size=shape).astype("float32"),
+            "weights": np.ones(shape, "float32"),
+            "year_fraction": rng.random((2, 4)).astype("float32"),
+        }
+
+    small = {"channels": 2, "grid": [8, 8], "window": 4, "filters": [4], "embedding_dim": 4}
+    large = {**small, "grid": [64, 64], "filters": [16, 16]}
+    small_mib = peak_training_memory(small, batch((8, 8)))
+    large_mib = peak_training_memory(large, batch((64, 64)))
+    assert 0 <= small_mib < large_mib

@@ -1,0 +1,68 @@
+"""Peak memory of one training step of a model, measured in a fresh process.
+
+Every model of an evaluation trains in one process, whose peak resident memory only ever
+grows; a child process per model gives each its own peak. ``python -m
+faconvlstm.evaluation.memory CONFIG.json BATCH.npz`` prints the peak in MiB above the memory
+in use before the first step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MEBIBYTE = 1024 * 1024
+#: Steps run in the child; the peak of the later ones includes the optimizer's state.
+STEPS = 2
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / MEBIBYTE
+
+
+def peak_training_memory(config: dict, batch: dict[str, np.ndarray]) -> float:
+    """Peak extra resident memory (MiB) of training ``config``'s model on ``batch``."""
+    with tempfile.TemporaryDirectory() as directory:
+        config_path = Path(directory) / "config.json"
+        batch_path = Path(directory) / "batch.npz"
+        config_path.write_text(json.dumps(config))
+        np.savez(batch_path, **batch)
+        completed = subprocess.run(
+            [sys.executable, "-m", "faconvlstm.evaluation.memory", str(config_path), str(batch_path)],
+            capture_output=True, text=True, check=False,
+        )
+    if completed.returncode != 0:
+        reason = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"The memory measurement failed: {reason}")
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def _measure(config_path: str, batch_path: str) -> float:
+    import keras
+
+    from faconvlstm.models import ModelConfig, build_autoencoder
+
+    config = ModelConfig.from_dict(json.loads(Path(config_path).read_text()))
+    batch = dict(np.load(batch_path))
+    model = build_autoencoder(config)
+    model.compile(optimizer=keras.optimizers.Adam())
+    before = _resident_mib()
+    for _ in range(STEPS):
+        model.train_on_batch(batch)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return max(peak - before, 0.0)
+
+
+if __name__ == "__main__":
+    import faconvlstm  # noqa: F401  (chooses the backend as the parent did)
+
+    print(f"{_measure(*sys.argv[1:3]):.1f}")
