@@ -9,8 +9,6 @@ in use before the first step.
 from __future__ import annotations
 
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -18,15 +16,24 @@ from pathlib import Path
 
 import numpy as np
 
-MEBIBYTE = 1024 * 1024
 #: Steps run in the child; the peak of the later ones includes the optimizer's state.
 STEPS = 2
 
 
-def _resident_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / MEBIBYTE
+def _status_mib(field: str) -> float:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}; peak memory needs Linux.")
+
+
+def _reset_peak() -> None:
+    """Reset the kernel's resident-memory high-water mark, so that a transient peak while
+    importing or building does not hide the peak of the measured steps."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
 
 
 def peak_training_memory(config: dict, batch: dict[str, np.ndarray]) -> float:
@@ -55,11 +62,11 @@ def _measure(config_path: str, batch_path: str) -> float:
     batch = dict(np.load(batch_path))
     model = build_autoencoder(config)
     model.compile(optimizer=keras.optimizers.Adam())
-    before = _resident_mib()
+    before = _status_mib("VmRSS")
+    _reset_peak()
     for _ in range(STEPS):
         model.train_on_batch(batch)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return max(peak - before, 0.0)
+    return max(_status_mib("VmHWM") - before, 0.0)
 
 
 if __name__ == "__main__":
