@@ -52,7 +52,7 @@ class TrainingResult:
 class Checkpoint(keras.callbacks.Callback):
     """After every epoch: the model and optimizer, then the progress, each written atomically.
 
-    The history also records ``epoch_seconds``, the wall time of each epoch's training.
+    The history also records ``epoch_seconds``, the wall time of each epoch (validation included).
     """
 
     def __init__(self, run_dir: Path, history: dict[str, list[float]]):
