@@ -57,15 +57,17 @@ class AxialAttention2D(layers.Layer):
         )
         self.gamma = self.add_weight(shape=(channels,), name="gamma", initializer="zeros")
 
-    def call(self, h):
+    def _heads(self, h, kernels):
+        """Projections of ``h`` by each kernel, split into heads: ``(B, H, W, heads, d)`` each."""
         batch, height, width, _ = ops.shape(h)
         head_shape = (batch, height, width, self.heads, self.attention_dim // self.heads)
-        projections = ops.concatenate(
-            [self.query_kernel, self.key_kernel, self.value_kernel], axis=-1
-        )
-        query, key, value = (
-            ops.reshape(t, head_shape)
-            for t in ops.split(ops.matmul(h, projections), 3, axis=-1)
+        projected = ops.matmul(h, ops.concatenate(kernels, axis=-1))
+        return [ops.reshape(t, head_shape) for t in ops.split(projected, len(kernels), axis=-1)]
+
+    def call(self, h):
+        batch, height, width, _ = ops.shape(h)
+        query, key, value = self._heads(
+            h, [self.query_kernel, self.key_kernel, self.value_kernel]
         )
         rows = self._attend_along_width(query, key, value)
         columns = self._attend_along_width(
@@ -75,6 +77,23 @@ class AxialAttention2D(layers.Layer):
             ops.transpose(columns, (0, 2, 1, 3, 4)), (batch, height, width, self.attention_dim)
         )
         return h + ops.matmul(attended, self.output_kernel * self.gamma)
+
+    def received_attention(self, h):
+        """Share of all attention each cell receives, averaged over queries and heads.
+
+        The column pass reads the row pass's output, so query ``(i, j)`` reaches cell
+        ``(k, l)`` with weight ``C[j, i, k] * R[k, j, l]`` (``R``, ``C``: the row and column
+        softmax weights). Averaged over the ``H * W`` queries and the heads this is a map that
+        sums to 1; uniform attention gives ``1 / (H * W)`` everywhere. ``(B, H, W, F) ->
+        (B, H, W)``. Holds every score at once: meant for inspection, not for training.
+        """
+        query, key = self._heads(h, [self.query_kernel, self.key_kernel])
+        scale = 1.0 / math.sqrt(self.attention_dim // self.heads)
+        rows = ops.softmax(ops.einsum("bijnd,bilnd->bnijl", query, key) * scale, axis=-1)
+        columns = ops.softmax(ops.einsum("bijnd,bkjnd->bnjik", query, key) * scale, axis=-1)
+        reached = ops.einsum("bnjk,bnkjl->bnkl", ops.sum(columns, axis=3), rows)
+        height, width = ops.shape(h)[1:3]
+        return ops.mean(reached, axis=1) / (height * width)
 
     def _attend_along_width(self, query, key, value):
         """Attention along axis 2 of ``(B, R, L, heads, d)`` tensors, one sequence per row."""

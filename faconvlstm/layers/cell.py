@@ -185,14 +185,36 @@ class FAConvLSTM2DCell(Layer, DropoutRNNCell):
             projected = projected * self.get_dropout_mask(projected)
         if training and self.recurrent_dropout > 0:
             h_prev = h_prev * self.get_recurrent_dropout_mask(h_prev)
-        u = projected + ops.matmul(h_prev, self.recurrent_projection)
-        u = self.mixing(u)
+        u = self._mixed(projected, h_prev)
         if self.excitation is not None:
             u = self.excitation(u)
         h, c = self.gates(u, c_prev)
         if self.attention is not None:
             h = ops.cond(attend[0] > 0, lambda: self.attention(h), lambda: h)
         return h, [h, c]
+
+    def _mixed(self, projected, h_prev):
+        """``Mixing(x'_t + P_h h_{t-1})``: the bottleneck tensor ``(B, H', W', r)``."""
+        return self.mixing(projected + ops.matmul(h_prev, self.recurrent_projection))
+
+    def inspect_step(self, projected, states, attend: bool):
+        """:meth:`call` in inference mode, also returning what SE and attention did.
+
+        Returns ``(h_t, c_t, channel_weights (B, r) or None, received_attention (B, H', W')
+        or None)``: the squeeze-excitation scale and, on an attended step, the attention
+        each cell received (:meth:`AxialAttention2D.received_attention`).
+        """
+        h_prev, c_prev = states
+        u = self._mixed(projected, h_prev)
+        channel_weights = received = None
+        if self.excitation is not None:
+            channel_weights = self.excitation.channel_weights(u)
+            u = u * channel_weights[:, None, None, :]
+        h, c = self.gates(u, c_prev)
+        if self.attention is not None and attend:
+            received = self.attention.received_attention(h)
+            h = self.attention(h)
+        return h, c, channel_weights, received
 
     def get_initial_state(self, batch_size=None, grid=None):
         """Zero ``[h, c]`` of shape ``(batch_size, *grid, F)``.

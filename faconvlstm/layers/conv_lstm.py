@@ -342,6 +342,49 @@ class FAConvLSTM2D(RNN):
             return_all_outputs=self.return_sequences,
         )
 
+    # ----------------------------------------------------------------------------- inspection
+    def inspect(self, sequences) -> dict:
+        """What squeeze-excitation and axial attention did on ``sequences``, step by step.
+
+        Runs the recurrence eagerly in inference mode from zero states (no mask and no
+        stored state) on an input of the layer's layout and returns
+
+        - ``"outputs"``: ``h_t`` at every step, ``(B, T, H', W', F)`` channels_last;
+        - ``"channel_weights"``: the SE scale of each bottleneck channel, ``(B, T, r)``
+          (None with ``squeeze_excitation=False``);
+        - ``"attention"``: the attention each cell of the ``H' x W'`` grid received at the
+          attended steps (maps sum to 1), ``(B, A, H', W')`` (None without attention);
+        - ``"attention_steps"``: the ``A`` input time indices of those maps.
+
+        Indices are input time, also with ``go_backwards``.
+        """
+        if not self.built:
+            self.build(tuple(sequences.shape))
+        self._check_input_shape(sequences.shape)
+        projected = self.cell.project_inputs(
+            self._to_channels_last(ops.convert_to_tensor(sequences), time_axis=True)
+        )
+        batch, steps, height, width, _ = ops.shape(projected)
+        states = self.cell.get_initial_state(batch, (height, width))
+        order = list(range(steps))[::-1] if self.go_backwards else list(range(steps))
+        outputs, channel_weights, attention = {}, {}, {}
+        for t, attend in zip(order, attention_steps(steps, self.cell.attention_every)):
+            h, c, channel_weights[t], received = self.cell.inspect_step(
+                projected[:, t], states, attend
+            )
+            states, outputs[t] = [h, c], h
+            if received is not None:
+                attention[t] = received
+        attended = sorted(attention)
+        return {
+            "outputs": ops.stack([outputs[t] for t in range(steps)], axis=1),
+            "channel_weights": None if self.cell.excitation is None else ops.stack(
+                [channel_weights[t] for t in range(steps)], axis=1
+            ),
+            "attention": ops.stack([attention[t] for t in attended], axis=1) if attended else None,
+            "attention_steps": attended,
+        }
+
     # ----------------------------------------------------------------------------- shapes
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, steps, height, width, _ = self._channels_last_shape(sequences_shape)

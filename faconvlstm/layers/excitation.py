@@ -28,8 +28,11 @@ class SqueezeExcitation(layers.Layer):
             shape=(channels,), name="excite_bias", initializer="zeros"
         )
 
-    def call(self, u):
+    def channel_weights(self, u):
+        """The per-channel scale in ``(0, 1)``: ``(B, H, W, r) -> (B, r)``."""
         pooled = ops.mean(u, axis=(1, 2))
         hidden = ops.relu(ops.matmul(pooled, self.squeeze_kernel) + self.squeeze_bias)
-        scale = ops.sigmoid(ops.matmul(hidden, self.excite_kernel) + self.excite_bias)
-        return u * scale[:, None, None, :]
+        return ops.sigmoid(ops.matmul(hidden, self.excite_kernel) + self.excite_bias)
+
+    def call(self, u):
+        return u * self.channel_weights(u)[:, None, None, :]
