@@ -254,9 +254,12 @@ def cluster(embeddings, k, out, seed):
 @click.option("--filters", default="16,16", show_default=True, help="Filters of each encoder layer.")
 @click.option("--embedding-dim", default=16, show_default=True)
 @click.option("--window", default=16, show_default=True, help="Timesteps per window.")
+@click.option("--index", "index_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Index time series to probe (CSV: dates then one column per index; or "
+              "NetCDF); repeatable.")
 @user_errors
 def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, season, coarsen,
-             log1p, anomalies, ablations, filters, embedding_dim, window):
+             log1p, anomalies, ablations, filters, embedding_dim, window, index_files):
     """FA against its ConvLSTM2D twins and EOF on DATA (default: synthetic); writes a report."""
     from faconvlstm.evaluation.harness import EvaluationSettings
     from faconvlstm.evaluation.harness import evaluate as run_evaluation
@@ -276,6 +279,7 @@ def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, sea
         seeds=seeds, epochs=epochs, k=k, anomalies=anomalies, ablations=ablations,
         log1p=[v for v in log1p.split(",") if v],
         model=model_settings(filters, embedding_dim, window, "fa", None),
+        index_files=[os.path.abspath(path) for path in index_files],
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     evaluation = run_evaluation(selection, out_dir, settings)

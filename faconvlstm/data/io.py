@@ -83,7 +83,7 @@ def standardize_axes(ds: xr.Dataset) -> xr.Dataset:
     after that, are dropped. The time axis must be decoded dates, strictly increasing.
     """
     ds = _reduce_ensemble_dims(ds)
-    axes = {axis: _find_axis(ds, axis) for axis in AXIS_NAMES}
+    axes = {axis: find_axis(ds, axis) for axis in AXIS_NAMES}
     for axis in FIELD_DIMS:
         if axes[axis] is None:
             raise ValueError(
@@ -247,7 +247,7 @@ def _time_chunks(path: str, engine: str | None, time_chunk: int) -> dict:
     if engine == "zarr":
         return {}
     with _read(path, functools.partial(xr.open_dataset, path, engine=engine)) as probe:
-        time_dim = _find_axis(probe, "time")
+        time_dim = find_axis(probe, "time")
     return {} if time_dim is None else {time_dim: time_chunk}
 
 
@@ -288,11 +288,11 @@ def _open_files(paths: list[str], engine: str | None, chunks: dict, source: Sour
 
 
 def _horizontal_grid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    names = (_find_axis(ds, "lat"), _find_axis(ds, "lon"))
+    names = (find_axis(ds, "lat"), find_axis(ds, "lon"))
     return tuple(np.array([]) if name is None else ds[name].values for name in names)
 
 
-def _find_axis(ds: xr.Dataset, axis: str) -> str | None:
+def find_axis(ds: xr.Dataset, axis: str) -> str | None:
     """The dimension coordinate of ``axis``: CF metadata first, then the usual names."""
     dimension_coordinates = [dim for dim in ds.dims if dim in ds.coords]
     candidates = [name for key in CF_KEYS[axis] for name in ds.cf.axes.get(key, [])]

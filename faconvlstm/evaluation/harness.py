@@ -20,12 +20,14 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 from faconvlstm.data.calendar import year_fraction
+from faconvlstm.data.indices import align_index, read_indices
 from faconvlstm.data.io import open_dataset, standardize_axes
 from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.synthetic import FACTORS, write_synthetic_dataset
 from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.evaluation.cost import layer_macs
 from faconvlstm.evaluation.eof import eof_embeddings, eof_regimes
+from faconvlstm.evaluation.mechanisms import mechanism_maps
 from faconvlstm.evaluation.memory import peak_training_memory
 from faconvlstm.evaluation.perturbations import add_noise, drop_cells, drop_timesteps
 from faconvlstm.evaluation.probes import one_hot, probe_r2, seasonal_features
@@ -33,7 +35,7 @@ from faconvlstm.evaluation.similarity import clustering_agreement, linear_cka
 from faconvlstm.models import ModelConfig, build_autoencoder
 from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
 from faconvlstm.pipeline.clustering import clustering_scores, persistence
-from faconvlstm.pipeline.embedding import embed_fields
+from faconvlstm.pipeline.embedding import TrainedRun
 from faconvlstm.pipeline.runs import PREPROCESSOR_FILE
 from faconvlstm.pipeline.training import split_years
 
@@ -72,6 +74,7 @@ class EvaluationSettings:
     noise_levels: tuple[float, ...] = (0.1, 0.25, 0.5)
     missing_fractions: tuple[float, ...] = (0.1, 0.25, 0.5)
     years: int = 4
+    index_files: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -90,6 +93,7 @@ class Evaluation:
     clustering: dict[str, dict[str, float]]
     histories: dict[str, dict[str, list[float]]]
     labels: dict[str, np.ndarray]
+    mechanisms: xr.Dataset
     embeddings: dict[tuple[str, int], np.ndarray]
     time: xr.DataArray
     seconds: float
@@ -142,9 +146,25 @@ def _targets(source: xr.Dataset | None, eof_pcs: np.ndarray, time: xr.DataArray)
     return {f"EOF PC {i + 1}": eof_pcs[:, i] for i in range(PROBED_PCS)}
 
 
+def _index_targets(index_files: list[str], time: xr.DataArray) -> dict[str, np.ndarray]:
+    """Every index of the user's files, interpolated onto ``time`` (NaN outside its span)."""
+    targets = {}
+    for path in index_files:
+        for name, series in read_indices(path).items():
+            if f"index {name}" in targets:
+                raise ValueError(f"The index {name!r} appears in more than one index file.")
+            targets[f"index {name}"] = align_index(series, time)
+    return targets
+
+
 def _probe_all(features: np.ndarray, targets: dict) -> dict[str, float]:
-    rows = np.isfinite(features).all(axis=1)
-    return {name: probe_r2(features[rows], target[rows]) for name, target in targets.items()}
+    """Probe R^2 of each target, on the timesteps where features and target are finite."""
+    scores = {}
+    for name, target in targets.items():
+        rows = np.isfinite(features).all(axis=1)
+        rows &= np.isfinite(target.reshape(len(target), -1)).all(axis=1)
+        scores[name] = probe_r2(features[rows], target[rows])
+    return scores
 
 
 def _time_to_loss(history: dict[str, list[float]], target: float) -> float:
@@ -205,6 +225,7 @@ def evaluate(
         data = DataSelection(str(path.resolve()), SYNTHETIC_VARIABLES)
         settings = dataclasses.replace(settings, log1p=settings.log1p or ["tp"])
     fields = data.load().load()
+    index_targets = _index_targets(settings.index_files, fields["time"])
     config = ModelConfig(
         channels=fields.sizes["channel"],
         grid=(fields.sizes["lat"], fields.sizes["lon"]),
@@ -224,7 +245,7 @@ def evaluate(
     embeddings, inference = {}, {}
     for (name, seed), result in runs.results.items():
         clock = time.perf_counter()
-        embeddings[name, seed] = embed_fields(result.run_dir, fields)
+        embeddings[name, seed] = TrainedRun(result.run_dir).embed(fields)
         inference[name, seed] = time.perf_counter() - clock
 
     preprocessor = Preprocessor.load(runs.results[FA, 0].run_dir / PREPROCESSOR_FILE)
@@ -239,6 +260,7 @@ def evaluate(
     source = standardize_axes(open_dataset(data.source))
     has_factors = all(f"factor_{name}" in source for name in FACTORS)
     targets = _targets(source if has_factors else None, eof_pcs, fields["time"])
+    targets.update(index_targets)
     floor = seasonal_features(year_fraction(fields["time"]))
 
     histories = {name: runs.results[name, 0].history for name in variants}
@@ -305,7 +327,7 @@ def evaluate(
 
     robustness = {}
     for name in main:
-        run_dir, clean = runs.results[name, 0].run_dir, embeddings[name, 0]
+        run, clean = TrainedRun(runs.results[name, 0].run_dir), embeddings[name, 0]
         rows = np.isfinite(clean).all(axis=1)
         kmeans = KMeans(settings.k, n_init=10, random_state=0).fit(clean[rows])
         clean_labels = kmeans.predict(clean[rows])
@@ -314,7 +336,7 @@ def evaluate(
             levels = settings.noise_levels if kind == "gaussian noise" else settings.missing_fractions
             curve = []
             for level in levels:
-                perturbed = embed_fields(run_dir, perturb(fields, level, seed=1))
+                perturbed = run.embed(perturb(fields, level, seed=1))
                 both = rows & np.isfinite(perturbed).all(axis=1)
                 agreement = clustering_agreement(
                     clean_labels[both[rows]], kmeans.predict(perturbed[both])
@@ -347,11 +369,14 @@ def evaluate(
             ),
         }
 
+    probe_targets = "ground-truth factors" if has_factors else f"leading {PROBED_PCS} EOF PCs"
+    if settings.index_files:
+        probe_targets += " and the given indices"
     return Evaluation(
         data=data, settings=settings, efficiency=efficiency, stability=stability,
-        cka_matrices=cka_matrices, probes=probes,
-        probe_targets="ground-truth factors" if has_factors else f"leading {PROBED_PCS} EOF PCs",
+        cka_matrices=cka_matrices, probes=probes, probe_targets=probe_targets,
         robustness=robustness, ablations=ablation_table, clustering=clustering,
-        histories=histories, labels=labels, embeddings=embeddings, time=fields["time"],
-        seconds=time.perf_counter() - started,
+        histories=histories, labels=labels,
+        mechanisms=mechanism_maps(runs.results[FA, 0].run_dir, fields, labels[FA], settings.k),
+        embeddings=embeddings, time=fields["time"], seconds=time.perf_counter() - started,
     )

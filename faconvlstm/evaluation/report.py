@@ -87,6 +87,62 @@ def plot_cka(matrices: dict[str, np.ndarray], path: Path) -> str:
     return _save(figure, path)
 
 
+def plot_channel_weights(mechanisms: xr.Dataset, path: Path) -> str:
+    """SE weight of each bottleneck channel per regime, beside the variables feeding it."""
+    weights, projection = mechanisms["channel_weights"], mechanisms["projection"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
+    image = left.imshow(weights.values, cmap="viridis", aspect="auto")
+    for (i, j), value in np.ndenumerate(weights.values):
+        left.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w")
+    left.set(title="squeeze-excitation weight per regime", xlabel="bottleneck channel",
+             ylabel="regime", yticks=range(weights.sizes["cluster"]))
+    figure.colorbar(image, ax=left)
+    limit = float(np.abs(projection.values).max()) or 1.0
+    image = right.imshow(projection.values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    right.set(title="input projection (variables -> bottleneck)", xlabel="bottleneck channel",
+              yticks=range(projection.sizes["channel"]), yticklabels=projection["channel"].values)
+    figure.colorbar(image, ax=right)
+    return _save(figure, path)
+
+
+def plot_attention(mechanisms: xr.Dataset, path: Path) -> str:
+    """Attention received by each cell per regime, relative to uniform (1), on one scale."""
+    attention = mechanisms["attention"]
+    k = attention.sizes["cluster"]
+    figure, axes = plt.subplots(1, k, figsize=(3.4 * k, 2.8), squeeze=False,
+                                constrained_layout=True)
+    spread = float(np.nanmax(np.abs(attention.values - 1.0))) or 1e-6
+    for cluster, axis in enumerate(axes[0]):
+        mesh = axis.pcolormesh(
+            attention["lon"], attention["lat"], attention.isel(cluster=cluster), cmap="RdBu_r",
+            vmin=1.0 - spread, vmax=1.0 + spread, shading="auto",
+        )
+        axis.set(title=f"regime {cluster}", xlabel="lon")
+    axes[0, 0].set(ylabel="lat")
+    figure.colorbar(mesh, ax=axes[0, -1], label="attention received / uniform")
+    return _save(figure, path)
+
+
+def _mechanism_lines(mechanisms: xr.Dataset, out_dir: Path) -> list[str]:
+    lines = [
+        "### Inside FA (seed 0): squeeze-excitation weights and axial attention per regime",
+        "",
+        ("The first FAConvLSTM2D layer inspected on every day's window and averaged over the "
+        "days of each FA regime (numbered as in the composite maps below). Left: the SE "
+        "weight of each bottleneck channel; right: which variables feed that channel. "
+        "Attention maps: the share of attention each cell received at the latest attended "
+        "step, relative to uniform attention (1)."),
+        "",
+    ]
+    if "channel_weights" in mechanisms:
+        image = plot_channel_weights(mechanisms, out_dir / "se_weights.png")
+        lines += [f"![SE weights per regime]({image})", ""]
+    if "attention" in mechanisms:
+        image = plot_attention(mechanisms, out_dir / "attention_maps.png")
+        lines += [f"![attention per regime]({image})", ""]
+    return lines
+
+
 def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
     """Write ``out_dir/report.md`` and its PNGs; returns the report's path."""
     settings = evaluation.settings
@@ -130,6 +186,7 @@ def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
         "standard deviation over seeds. The seasonal encoding alone is the floor."),
         "",
         *markdown_table(evaluation.probes),
+        *_mechanism_lines(evaluation.mechanisms, out_dir),
         "## Robustness to perturbed inputs (seed 0)",
         "",
         ("CKA between embeddings of clean and perturbed inputs and agreement (ARI) of the "

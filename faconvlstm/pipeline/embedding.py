@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +21,86 @@ from faconvlstm.pipeline.runs import PREPROCESSOR_FILE, DataSelection, load_chec
 EMBEDDING_VARIABLE = "embeddings"
 
 
-def _check_grid(fields: xr.DataArray, config: ModelConfig) -> None:
-    grid = (fields.sizes["lat"], fields.sizes["lon"])
-    if grid != config.grid:
-        raise ValueError(
-            f"The data's grid is {grid[0]}x{grid[1]} (lat x lon) but the model was trained on "
-            f"{config.grid[0]}x{config.grid[1]}; select the same region and coarsening."
-        )
-
-
 def _source_attribute(source: str | os.PathLike | list) -> str | list[str]:
     """The data source as a NetCDF attribute that ``cluster`` can read back: a path or paths."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     return [os.fspath(path) for path in source]
+
+
+class TrainedRun:
+    """A finished run loaded once: its model settings, fitted preprocessing and weights."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+        self.config = ModelConfig.from_dict(read_run(run_dir)["model"])
+        self.preprocessor = Preprocessor.load(self.run_dir / PREPROCESSOR_FILE)
+        self.autoencoder = load_checkpoint(run_dir)
+        self.encoder = embedding_model(self.autoencoder)
+
+    def preprocess(self, fields: xr.DataArray) -> xr.DataArray:
+        """The run's preprocessing of ``(time, lat, lon, channel)`` fields in physical units.
+
+        Channels and units are checked, and the grid must be the one the model was trained on.
+        """
+        grid = (fields.sizes["lat"], fields.sizes["lon"])
+        if grid != self.config.grid:
+            raise ValueError(
+                f"The data's grid is {grid[0]}x{grid[1]} (lat x lon) but the model was trained "
+                f"on {self.config.grid[0]}x{self.config.grid[1]}; select the same region and "
+                "coarsening."
+            )
+        return self.preprocessor.transform(fields)
+
+    def per_timestep(
+        self,
+        fields: xr.DataArray,
+        compute: Callable[[dict], dict[str, np.ndarray]],
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """``compute`` on the windows of ``fields``, taken per timestep from its centre window.
+
+        ``fields`` are in physical units; ``compute`` maps a batch of model inputs to arrays
+        ``(B, T, ...)``. Returns each array as ``(time, ...)``: every timestep takes the
+        position of the window where it sits nearest the centre; NaN where no window fits.
+        """
+        fields = self.preprocess(fields)
+        window = self.config.window
+        starts, step_window, step_offset = centre_windows(fields["time"], window)
+        batches = WindowDataset(fields, window, starts, batch_size) if starts.size else []
+        computed: dict[str, list[np.ndarray]] = {}
+        with progress_bar(transient=True, disable=not progress) as bar:
+            task = bar.add_task("embedding", total=len(batches), status="")
+            for index in range(len(batches)):
+                for name, values in compute(batches[index]).items():
+                    computed.setdefault(name, []).append(np.asarray(values))
+                bar.advance(task)
+        covered = step_window >= 0
+        result = {}
+        for name, chunks in computed.items():
+            per_window = np.concatenate(chunks)
+            values = np.full((fields.sizes["time"], *per_window.shape[2:]), np.nan, "float32")
+            values[covered] = per_window[step_window[covered], step_offset[covered]]
+            result[name] = values
+        return result
+
+    def embed(
+        self, fields: xr.DataArray, batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        """Embeddings ``(time, d)`` of fields in physical units ``(time, lat, lon, channel)``.
+
+        Each timestep is embedded from the window where it sits nearest the centre; NaN where
+        no window fits.
+        """
+        embedded = self.per_timestep(
+            fields,
+            lambda batch: {"embedding": self.encoder.predict_on_batch(batch)},
+            batch_size,
+            progress,
+        )
+        empty = np.full((fields.sizes["time"], self.config.embedding_dim), np.nan, "float32")
+        return embedded.get("embedding", empty)
 
 
 def embed_fields(
@@ -42,30 +109,8 @@ def embed_fields(
     batch_size: int = 32,
     progress: bool = False,
 ) -> np.ndarray:
-    """Embeddings ``(time, d)`` of fields in physical units ``(time, lat, lon, channel)``.
-
-    The run's preprocessing is applied (channels and units checked) and each timestep is
-    embedded from the window where it sits nearest the centre; NaN where no window fits.
-    """
-    config = ModelConfig.from_dict(read_run(run_dir)["model"])
-    _check_grid(fields, config)
-    preprocessor = Preprocessor.load(Path(run_dir) / PREPROCESSOR_FILE)
-    fields = preprocessor.transform(fields)
-    encoder = embedding_model(load_checkpoint(run_dir))
-    starts, step_window, step_offset = centre_windows(fields["time"], config.window)
-    values = np.full((fields.sizes["time"], config.embedding_dim), np.nan, dtype="float32")
-    if starts.size:
-        windows = WindowDataset(fields, config.window, starts, batch_size)
-        with progress_bar(transient=True, disable=not progress) as bar:
-            task = bar.add_task("embedding", total=len(windows), status="")
-            embedded = []
-            for index in range(len(windows)):
-                embedded.append(np.asarray(encoder.predict_on_batch(windows[index])))
-                bar.advance(task)
-        embedded = np.concatenate(embedded)
-        covered = step_window >= 0
-        values[covered] = embedded[step_window[covered], step_offset[covered]]
-    return values
+    """:meth:`TrainedRun.embed` of the run in ``run_dir``: embeddings ``(time, d)``."""
+    return TrainedRun(run_dir).embed(fields, batch_size, progress)
 
 
 def embed(

@@ -51,6 +51,7 @@ SECTIONS = [
     "## Efficiency",
     "## Stability across seeds",
     "## Interpretability: linear-probe R^2 of the leading 3 EOF PCs",
+    "### Inside FA (seed 0)",
     "## Robustness to perturbed inputs",
     "## Ablations",
     "## Regimes",
@@ -80,16 +81,21 @@ def test_evaluate_writes_every_section_of_the_report(tmp_path):
     synthetic = make_synthetic_dataset(years=2, nlat=8, nlon=12)
     data = tmp_path / "tiny.nc"
     synthetic.drop_vars([f"factor_{name}" for name in FACTORS]).to_netcdf(data)
+    index = tmp_path / "enso.csv"
+    synthetic["factor_enso"].resample(time="MS").mean().to_dataframe().to_csv(index)
     out = tmp_path / "report"
     result = CliRunner().invoke(main, [
         "evaluate", str(data), "--vars", "t2m,msl,sst", "--out", str(out), "--seeds", "2",
         "--epochs", "1", "--filters", "4", "--embedding-dim", "4", "--window", "8",
+        "--index", str(index),
     ])
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
     for section in SECTIONS:
         assert section in report
-    for picture in ("losses.png", "cka_seeds.png", "robustness.png", "fa_regimes_composites.png"):
+    pictures = ("losses.png", "cka_seeds.png", "robustness.png", "fa_regimes_composites.png",
+                "se_weights.png", "attention_maps.png")
+    for picture in pictures:
         assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert picture in report
     for row in ("| FA |", "| ConvLSTM2D |", "| ConvLSTM2D (matched) |", "| EOF |",
@@ -97,6 +103,7 @@ def test_evaluate_writes_every_section_of_the_report(tmp_path):
         assert row in report
     assert re.search(r"\| FA \| -?\d", report)
     assert "EOF PC 1" in report
+    assert "index factor_enso" in report
     assert "--seeds 2" in report  # the command is named
 
 
@@ -104,6 +111,16 @@ def test_evaluate_needs_two_seeds(tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "--out", str(tmp_path), "--seeds", "1"])
     assert result.exit_code == 1
     assert "seeds must be at least 2" in result.output
+
+
+def test_a_bad_index_file_stops_evaluate_before_training(tmp_path):
+    (tmp_path / "phases.csv").write_text("date,phase\n2000-01-01,warm\n2000-01-02,cold\n")
+    result = CliRunner().invoke(main, [
+        "evaluate", "--out", str(tmp_path / "report"), "--index", str(tmp_path / "phases.csv"),
+    ])
+    assert result.exit_code == 1
+    assert "columns ['phase'] are not numeric" in result.output
+    assert not (tmp_path / "report" / "runs").exists()
 
 
 def test_peak_training_memory_grows_with_the_model(rng):

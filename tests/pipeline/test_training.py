@@ -21,7 +21,7 @@ from faconvlstm.pipeline.runs import (
     load_checkpoint,
 )
 from faconvlstm.pipeline.training import covers_all_longitudes
-from tests.pipeline.conftest import MODEL, SETTINGS
+from tests.conftest import MODEL, SETTINGS
 
 WINDOW = MODEL["window"]
 STEPS_PER_EPOCH = 6
