@@ -4,10 +4,12 @@ Layout of ``RUN_DIR``::
 
     run.json          data selection, preprocessing, model and training settings
     preprocessor.nc   the preprocessing fitted on the training years
-    checkpoint.keras  model and optimizer after the last finished epoch
-    progress.json     epochs finished and the loss history
+    checkpoint-NNNN.keras  model and optimizer (and the RNG states) after epoch NNNN
+    progress.json          epochs finished, the checkpoint they are in, the loss history
 
-Every file is written atomically, so a run killed at any moment resumes from its last epoch.
+Every file is written atomically, and a new checkpoint is written under a new name before
+``progress.json`` points to it (older ones are removed after), so a run killed at any moment
+resumes from its last finished epoch.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from faconvlstm.models import ModelConfig
 
 RUN_FILE = "run.json"
 PREPROCESSOR_FILE = "preprocessor.nc"
-CHECKPOINT_FILE = "checkpoint.keras"
 PROGRESS_FILE = "progress.json"
+CHECKPOINT_PATTERN = "checkpoint-*.keras"
+#: The single checkpoint of runs written by faconvlstm 0.1.0 before checkpoints were numbered.
+UNNUMBERED_CHECKPOINT = "checkpoint.keras"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,14 +128,53 @@ def read_run(run_dir: str | os.PathLike) -> dict:
     return read_json(path)
 
 
-def save_checkpoint(model: keras.Model, run_dir: Path) -> None:
-    with atomic_path(run_dir / CHECKPOINT_FILE) as temporary:
+def checkpoint_name(epochs_done: int) -> str:
+    return f"checkpoint-{epochs_done:04d}.keras"
+
+
+def save_progress(model: keras.Model, run_dir: Path, epochs_done: int, history: dict) -> None:
+    """Checkpoint ``model`` after ``epochs_done`` epochs, then point ``progress.json`` at it.
+
+    Until the progress is written the previous checkpoint stays the run's; checkpoints it
+    no longer names (older ones, or one a killed process wrote) are removed afterwards.
+    """
+    name = checkpoint_name(epochs_done)
+    with atomic_path(run_dir / name) as temporary:
         model.save(temporary)
+    write_json(
+        run_dir / PROGRESS_FILE,
+        {"epochs_done": epochs_done, "checkpoint": name, "history": history},
+    )
+    for path in [*run_dir.glob(CHECKPOINT_PATTERN), run_dir / UNNUMBERED_CHECKPOINT]:
+        if path.name != name:
+            path.unlink(missing_ok=True)
+
+
+def read_progress(run_dir: str | os.PathLike) -> dict | None:
+    """``progress.json`` of a run whose checkpoint exists; None before the first epoch ends."""
+    path = Path(run_dir) / PROGRESS_FILE
+    if not path.is_file():
+        return None
+    progress = read_json(path)
+    progress.setdefault("checkpoint", UNNUMBERED_CHECKPOINT)
+    if not (Path(run_dir) / progress.get("checkpoint", "")).is_file():
+        raise ValueError(
+            f"'{path}' names the checkpoint {progress.get('checkpoint')!r}, which is missing "
+            f"from '{run_dir}'; the run directory was changed by hand. Start a new run."
+        )
+    return progress
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> keras.Model:
     """The model (with its optimizer state) saved after the run's last finished epoch."""
-    path = Path(run_dir) / CHECKPOINT_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"'{run_dir}' has no {CHECKPOINT_FILE}: no epoch has finished yet.")
-    return keras.saving.load_model(path)
+    progress = read_progress(run_dir)
+    if progress is None:
+        raise FileNotFoundError(f"'{run_dir}' has no checkpoint: no epoch has finished yet.")
+    path = Path(run_dir) / progress["checkpoint"]
+    try:
+        return keras.saving.load_model(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(
+            f"Cannot load the checkpoint '{path}' ({type(error).__name__}: {error}); it is "
+            "damaged or was written by an incompatible version."
+        ) from None

@@ -16,17 +16,16 @@ from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.models import ModelConfig, build_autoencoder
 from faconvlstm.pipeline.progress import EpochProgress
 from faconvlstm.pipeline.runs import (
-    CHECKPOINT_FILE,
     PREPROCESSOR_FILE,
-    PROGRESS_FILE,
     RUN_FILE,
     DataSelection,
     TrainingSettings,
     incompatibilities,
     load_checkpoint,
     read_json,
+    read_progress,
     run_record,
-    save_checkpoint,
+    save_progress,
     write_json,
 )
 
@@ -49,19 +48,29 @@ class TrainingResult:
     validation_steps: int
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The random seed of one epoch: a function of the run's seed and the epoch alone."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
 class Checkpoint(keras.callbacks.Callback):
     """After every epoch: the model and optimizer, then the progress, each written atomically.
 
-    The history also records ``epoch_seconds``, the wall time of each epoch (validation included).
+    Every epoch starts from the random state ``epoch_seed(seed, epoch)`` and its data order
+    is a function of the seed and the epoch too, so a resumed run repeats exactly what the
+    uninterrupted run would have done. The history also records ``epoch_seconds``, the wall
+    time of each epoch (validation included).
     """
 
-    def __init__(self, run_dir: Path, history: dict[str, list[float]]):
+    def __init__(self, run_dir: Path, history: dict[str, list[float]], seed: int):
         super().__init__()
         self.run_dir = run_dir
         self.history = history
+        self.seed = seed
         self.epoch_started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
+        keras.utils.set_random_seed(epoch_seed(self.seed, epoch))
         self.epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -70,10 +79,7 @@ class Checkpoint(keras.callbacks.Callback):
         )
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        save_checkpoint(self.model, self.run_dir)
-        write_json(
-            self.run_dir / PROGRESS_FILE, {"epochs_done": epoch + 1, "history": self.history}
-        )
+        save_progress(self.model, self.run_dir, epoch + 1, self.history)
 
 
 def covers_all_longitudes(lon: np.ndarray) -> bool:
@@ -102,8 +108,8 @@ def _prepare_run_dir(run_dir: Path, record: dict) -> int:
     """Check ``run_dir`` belongs to the same run and return its epochs done; a directory
     without a finished epoch (new, or left by a start that failed) is (re)started as ``record``."""
     run_file = run_dir / RUN_FILE
-    finished = (run_dir / CHECKPOINT_FILE).is_file() and (run_dir / PROGRESS_FILE).is_file()
-    if not (run_file.exists() and finished):
+    progress = read_progress(run_dir) if run_file.exists() else None
+    if progress is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_file, record)
         return 0
@@ -113,7 +119,7 @@ def _prepare_run_dir(run_dir: Path, record: dict) -> int:
             f"'{run_dir}' holds a run with a different configuration ({'; '.join(changes)}); "
             "use a new output directory."
         )
-    return int(read_json(run_dir / PROGRESS_FILE)["epochs_done"])
+    return int(progress["epochs_done"])
 
 
 def fit(
@@ -147,7 +153,7 @@ def fit(
         validation_starts = training_starts(validation_fields["time"], config.window, config.window)
     epochs_done = _prepare_run_dir(run_dir, run_record(data, config, training))
 
-    keras.utils.set_random_seed(training.seed + epochs_done)
+    keras.utils.set_random_seed(training.seed)
     preprocessor_file = run_dir / PREPROCESSOR_FILE
     if epochs_done and preprocessor_file.exists():
         preprocessor = Preprocessor.load(preprocessor_file)
@@ -174,12 +180,12 @@ def fit(
 
     if epochs_done:
         autoencoder = load_checkpoint(run_dir)
-        history = read_json(run_dir / PROGRESS_FILE)["history"]
+        history = read_progress(run_dir)["history"]
     else:
         autoencoder = build_autoencoder(config)
         autoencoder.compile(optimizer=keras.optimizers.Adam(training.learning_rate))
         history = {}
-    callbacks = [Checkpoint(run_dir, history)]
+    callbacks = [Checkpoint(run_dir, history, training.seed)]
     if progress:
         callbacks.append(EpochProgress(training.epochs, len(train_data)))
     started = time.perf_counter()

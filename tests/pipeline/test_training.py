@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -14,7 +15,6 @@ from faconvlstm.data.windows import WindowDataset
 from faconvlstm.models import embedding_model
 from faconvlstm.pipeline import TrainingSettings, embed, fit
 from faconvlstm.pipeline.runs import (
-    CHECKPOINT_FILE,
     PREPROCESSOR_FILE,
     PROGRESS_FILE,
     RUN_FILE,
@@ -35,20 +35,26 @@ def progress(run_dir) -> dict:
     return json.loads((run_dir / PROGRESS_FILE).read_text())
 
 
+def checkpoint(run_dir) -> Path:
+    return run_dir / progress(run_dir)["checkpoint"]
+
+
 def more_epochs(epochs: int) -> TrainingSettings:
     return dataclasses.replace(SETTINGS, epochs=epochs)
 
 
 def test_fit_writes_a_complete_run(trained_run):
     run_dir = trained_run.run_dir
-    for name in (RUN_FILE, PREPROCESSOR_FILE, CHECKPOINT_FILE, PROGRESS_FILE):
+    for name in (RUN_FILE, PREPROCESSOR_FILE, "checkpoint-0001.keras", PROGRESS_FILE):
         assert (run_dir / name).is_file()
     assert not list(run_dir.glob(".*"))  # no temporary files left
     record = json.loads((run_dir / RUN_FILE).read_text())
     assert record["model"]["grid"] == [8, 12] and record["model"]["channels"] == 3
     assert (trained_run.train_steps, trained_run.validation_steps) == (STEPS_PER_EPOCH, 6)
     assert (trained_run.epochs_done, trained_run.resumed_from) == (1, 0)
-    assert progress(run_dir) == {"epochs_done": 1, "history": trained_run.history}
+    assert progress(run_dir) == {
+        "epochs_done": 1, "checkpoint": "checkpoint-0001.keras", "history": trained_run.history
+    }
     assert set(trained_run.history) == {"loss", "val_loss", "epoch_seconds"}
     assert np.isfinite(trained_run.history["loss"][0])
 
@@ -57,7 +63,7 @@ def test_an_interrupted_run_resumes_from_its_last_finished_epoch(
     trained_run, selection, tmp_path, monkeypatch
 ):
     run_dir = copy_run(trained_run, tmp_path)
-    checkpoint = (run_dir / CHECKPOINT_FILE).read_bytes()
+    saved = checkpoint(run_dir).read_bytes()
 
     def killed(*args):
         raise KeyboardInterrupt
@@ -66,30 +72,34 @@ def test_an_interrupted_run_resumes_from_its_last_finished_epoch(
     with pytest.raises(KeyboardInterrupt):
         fit(selection, run_dir, MODEL, more_epochs(2), progress=False)
     monkeypatch.undo()
-    assert (run_dir / CHECKPOINT_FILE).read_bytes() == checkpoint
+    assert checkpoint(run_dir).read_bytes() == saved
     assert progress(run_dir)["epochs_done"] == 1
-    # What a process killed while writing leaves behind: temporary files, never the target.
-    (run_dir / f".{CHECKPOINT_FILE}.killed.tmp.keras").write_bytes(b"half a zip archive")
+    # What a process killed while writing leaves behind: temporary files, never the target,
+    # and a checkpoint that progress.json does not name yet.
+    (run_dir / ".checkpoint-0002.keras.killed.tmp.keras").write_bytes(b"half a zip archive")
     (run_dir / f".{PROGRESS_FILE}.killed.tmp.json").write_text('{"epochs_done": 2, "hist')
+    shutil.copy(checkpoint(run_dir), run_dir / "checkpoint-0002.keras")
 
     result = fit(selection, run_dir, MODEL, more_epochs(2), progress=False)
     assert (result.resumed_from, result.epochs_done) == (1, 2)
     assert len(result.history["loss"]) == 2
     assert result.history["loss"][0] == trained_run.history["loss"][0]
-    assert progress(run_dir) == {"epochs_done": 2, "history": result.history}
+    assert progress(run_dir)["epochs_done"] == 2
+    assert progress(run_dir)["history"] == result.history
+    assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == ["checkpoint-0002.keras"]
     # The optimizer state came back too: its step count runs on from the first epoch's.
-    optimizer = keras.saving.load_model(run_dir / CHECKPOINT_FILE).optimizer
+    optimizer = keras.saving.load_model(checkpoint(run_dir)).optimizer
     assert int(optimizer.iterations) == 2 * STEPS_PER_EPOCH
 
 
 def test_a_finished_run_does_no_more_training(trained_run, selection, tmp_path, monkeypatch):
     run_dir = copy_run(trained_run, tmp_path)
-    checkpoint = (run_dir / CHECKPOINT_FILE).read_bytes()
+    saved = checkpoint(run_dir).read_bytes()
     monkeypatch.setattr(keras.Model, "fit", lambda *args, **kwargs: pytest.fail("trained again"))
     result = fit(selection, run_dir, MODEL, SETTINGS, progress=False)
     assert (result.resumed_from, result.epochs_done) == (1, 1)
     assert result.history == trained_run.history
-    assert (run_dir / CHECKPOINT_FILE).read_bytes() == checkpoint
+    assert checkpoint(run_dir).read_bytes() == saved
 
 
 def test_a_changed_configuration_is_refused_once_an_epoch_has_finished(trained_run, selection):
@@ -163,3 +173,16 @@ def test_embed_covers_every_timestep_once_from_its_centred_window(
 )
 def test_global_grids_are_recognised_by_their_longitudes(lon, expected):
     assert covers_all_longitudes(lon) is expected
+
+
+def test_a_run_from_before_numbered_checkpoints_still_loads_and_resumes(
+    trained_run, selection, tmp_path
+):
+    run_dir = copy_run(trained_run, tmp_path)
+    record = progress(run_dir)
+    checkpoint(run_dir).rename(run_dir / "checkpoint.keras")
+    del record["checkpoint"]
+    (run_dir / PROGRESS_FILE).write_text(json.dumps(record))
+    result = fit(selection, run_dir, MODEL, more_epochs(2), progress=False)
+    assert (result.resumed_from, result.epochs_done) == (1, 2)
+    assert sorted(p.name for p in run_dir.glob("checkpoint*")) == ["checkpoint-0002.keras"]

@@ -1,0 +1,90 @@
+"""Nothing is lost: a training process killed with SIGKILL resumes to the uninterrupted result,
+and the same seed on the same backend gives the same embeddings."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+
+import faconvlstm
+from faconvlstm.pipeline import embed, fit
+from faconvlstm.pipeline.runs import PROGRESS_FILE, load_checkpoint
+from tests.conftest import MODEL, SETTINGS, VARIABLES
+
+EPOCHS = 3
+
+
+def train_command(data, run_dir) -> list[str]:
+    return [
+        sys.executable, "-m", "faconvlstm", "train", str(data), "--vars", ",".join(VARIABLES),
+        "--out", str(run_dir), "--epochs", str(EPOCHS), "--filters", "4", "--embedding-dim",
+        "4", "--window", "8", "--stride", "8", "--batch-size", "8",
+    ]
+
+
+def subprocess_environment() -> dict:
+    return {**os.environ, "KERAS_BACKEND": faconvlstm.backend()}
+
+
+def epochs_done(run_dir) -> int:
+    try:
+        return json.loads((run_dir / PROGRESS_FILE).read_text())["epochs_done"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
+def kill_during_second_epoch(command, run_dir, delay: float) -> None:
+    """Start training, SIGKILL it ``delay`` seconds after its first epoch is saved."""
+    process = subprocess.Popen(command, env=subprocess_environment(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while epochs_done(run_dir) < 1:
+        assert process.poll() is None, "training stopped before its first epoch was saved"
+        assert time.monotonic() < deadline, "no epoch finished in 5 minutes"
+        time.sleep(0.05)
+    time.sleep(delay)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+def final_weights(run_dir) -> list[np.ndarray]:
+    return [np.asarray(w) for w in load_checkpoint(run_dir).get_weights()]
+
+
+def test_a_run_killed_by_sigkill_resumes_to_the_uninterrupted_result(tmp_path, synthetic_file):
+    uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
+    subprocess.run(train_command(synthetic_file, uninterrupted), env=subprocess_environment(),
+                   check=True, capture_output=True)
+    kill_during_second_epoch(train_command(synthetic_file, killed), killed, delay=0.2)
+    assert epochs_done(killed) < EPOCHS
+    resumed = subprocess.run(train_command(synthetic_file, killed), env=subprocess_environment(),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert epochs_done(killed) == EPOCHS
+    expected = json.loads((uninterrupted / PROGRESS_FILE).read_text())["history"]
+    history = json.loads((killed / PROGRESS_FILE).read_text())["history"]
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5)
+    np.testing.assert_allclose(history["val_loss"], expected["val_loss"], rtol=1e-5)
+    for weight, reference in zip(final_weights(killed), final_weights(uninterrupted)):
+        np.testing.assert_allclose(weight, reference, rtol=1e-4, atol=1e-6)
+    assert not list(killed.glob(".*"))  # the resumed run cleaned nothing up it did not own
+    assert len(list(killed.glob("checkpoint-*.keras"))) == 1
+
+
+def test_the_same_seed_gives_the_same_embeddings(tmp_path, selection):
+    embeddings = []
+    for name in ("first", "second"):
+        keras.backend.clear_session()
+        run = fit(selection, tmp_path / name, MODEL, SETTINGS, progress=False)
+        embeddings.append(embed(run.run_dir)["embeddings"].values)
+    np.testing.assert_array_equal(embeddings[0], embeddings[1])
+    other = fit(selection, tmp_path / "other", MODEL, dataclasses.replace(SETTINGS, seed=1),
+                progress=False)
+    assert not np.allclose(embed(other.run_dir)["embeddings"].values, embeddings[0])
