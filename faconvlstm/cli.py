@@ -120,12 +120,14 @@ def command_line(context: click.Context) -> str:
     return " ".join(words)
 
 
-def model_settings(filters, embedding_dim, window, cell, attention_every) -> dict:
+def model_settings(filters, embedding_dim, window, cell, attention_every,
+                   precision="float32") -> dict:
     settings = {
         "filters": [int(part) for part in filters.split(",")],
         "embedding_dim": embedding_dim,
         "window": window,
         "cell": cell,
+        "precision": precision,
     }
     if attention_every is not None:
         settings["layer_options"] = {"attention_every": attention_every}
@@ -154,10 +156,13 @@ def model_settings(filters, embedding_dim, window, cell, attention_every) -> dic
 @click.option("--anomalies/--no-anomalies", default=False, show_default=True)
 @click.option("--detrend/--no-detrend", default=False, show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
+              default="float32", show_default=True,
+              help="Dtype policy of the encoder and decoder (mixed: half-precision compute).")
 @user_errors
 def train(data, variables, run_dir, region, time_range, season, coarsen, epochs, batch_size,
           learning_rate, window, stride, validation_years, filters, embedding_dim, cell,
-          attention_every, log1p, anomalies, detrend, seed):
+          attention_every, log1p, anomalies, detrend, seed, precision):
     """Train on DATA (NetCDF files, a glob or a Zarr store); resumes if RUN_DIR has a run."""
     from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
 
@@ -175,7 +180,8 @@ def train(data, variables, run_dir, region, time_range, season, coarsen, epochs,
         log1p=[v for v in log1p.split(",") if v], anomalies=anomalies, detrend=detrend,
     )
     result = fit(
-        selection, run_dir, model_settings(filters, embedding_dim, window, cell, attention_every),
+        selection, run_dir,
+        model_settings(filters, embedding_dim, window, cell, attention_every, precision),
         settings,
     )
     last = {key: f"{values[-1]:.4f}" for key, values in result.history.items() if values}

@@ -66,8 +66,9 @@ class AxialAttention2D(layers.Layer):
 
     def call(self, h):
         batch, height, width, _ = ops.shape(h)
-        query, key, value = self._heads(
-            h, [self.query_kernel, self.key_kernel, self.value_kernel]
+        query, key, value = (
+            ops.cast(t, self._score_dtype)
+            for t in self._heads(h, [self.query_kernel, self.key_kernel, self.value_kernel])
         )
         rows = self._attend_along_width(query, key, value)
         columns = self._attend_along_width(
@@ -76,7 +77,14 @@ class AxialAttention2D(layers.Layer):
         attended = ops.reshape(
             ops.transpose(columns, (0, 2, 1, 3, 4)), (batch, height, width, self.attention_dim)
         )
+        attended = ops.cast(attended, self.compute_dtype)
         return h + ops.matmul(attended, self.output_kernel * self.gamma)
+
+    @property
+    def _score_dtype(self) -> str:
+        """float32 under a float16 policy: softmax scores overflow float16 easily, and XLA on
+        CPU has no float16 attention; other dtypes attend in the compute dtype."""
+        return "float32" if self.compute_dtype == "float16" else self.compute_dtype
 
     def received_attention(self, h):
         """Share of all attention each cell receives, averaged over queries and heads.
@@ -85,9 +93,11 @@ class AxialAttention2D(layers.Layer):
         ``(k, l)`` with weight ``C[j, i, k] * R[k, j, l]`` (``R``, ``C``: the row and column
         softmax weights). Averaged over the ``H * W`` queries and the heads this is a map that
         sums to 1; uniform attention gives ``1 / (H * W)`` everywhere. ``(B, H, W, F) ->
-        (B, H, W)``. Holds every score at once: meant for inspection, not for training.
+        (B, H, W)`` float32. Holds every score at once: meant for inspection, not for training.
         """
-        query, key = self._heads(h, [self.query_kernel, self.key_kernel])
+        query, key = (
+            ops.cast(t, "float32") for t in self._heads(h, [self.query_kernel, self.key_kernel])
+        )
         scale = 1.0 / math.sqrt(self.attention_dim // self.heads)
         rows = ops.softmax(ops.einsum("bijnd,bilnd->bnijl", query, key) * scale, axis=-1)
         columns = ops.softmax(ops.einsum("bijnd,bkjnd->bnjik", query, key) * scale, axis=-1)

@@ -29,6 +29,9 @@ from faconvlstm.models.losses import MaskedReconstructionLoss
 #: of the calendar year of each step ``(B, T)``.
 INPUT_NAMES = ("frames", "weights", "year_fraction")
 CELLS = ("fa", "convlstm")
+#: Keras dtype policies of the recurrent encoder and the decoder (the costly parts). The
+#: head, the temporal attention, the embedding and the loss always compute in float32.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MIN_GRID = UPSAMPLING
 
 
@@ -42,6 +45,7 @@ class ModelConfig:
     reflection in latitude, and its output cropped back, so the recurrent convolutions see
     across the dateline and over the poles instead of zeros. ``harmonics=0`` drops the seasonal
     part of the positional encoding; ``temporal_attention=False`` drops the whole block.
+    ``precision`` is one of :data:`PRECISIONS`.
     """
 
     channels: int
@@ -59,12 +63,15 @@ class ModelConfig:
     attention_heads: int = 2
     decoder_filters: int = 16
     global_halo: int = 0
+    precision: str = "float32"
 
     def __post_init__(self):
         object.__setattr__(self, "grid", tuple(int(size) for size in self.grid))
         object.__setattr__(self, "filters", tuple(int(size) for size in self.filters))
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}; got {self.cell!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}.")
         if min(self.grid) < MIN_GRID:
             raise ValueError(
                 f"The grid {self.grid[0]}x{self.grid[1]} is too small for the model; expected "
@@ -107,7 +114,12 @@ def pad_globally(frames, halo: int):
 
 
 def _recurrent_layer(config: ModelConfig, filters: int, index: int) -> layers.Layer:
-    common = {"padding": "same", "return_sequences": True, "name": f"encoder_{index}"}
+    common = {
+        "padding": "same",
+        "return_sequences": True,
+        "name": f"encoder_{index}",
+        "dtype": config.precision,
+    }
     if config.cell == "convlstm":
         return layers.ConvLSTM2D(filters, config.kernel_size, **common)
     return FAConvLSTM2D(filters, config.kernel_size, **common, **config.layer_options)
@@ -148,11 +160,12 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
             config.harmonics, config.position_dim, name="positional_encoding"
         )(year_fraction)
         z = TemporalSelfAttention(config.attention_heads, name="temporal_attention")([z, encoding])
-    embedding = layers.Identity(name="embedding")(z)
+    embedding = layers.Identity(name="embedding", dtype="float32")(z)
     reconstruction = FrameDecoder(
-        config.grid, config.channels, config.decoder_filters, name="decoder"
+        config.grid, config.channels, config.decoder_filters, name="decoder",
+        dtype=config.precision,
     )(embedding)
-    reconstruction = MaskedReconstructionLoss(name="reconstruction")(
+    reconstruction = MaskedReconstructionLoss(name="reconstruction", dtype="float32")(
         [reconstruction, frames, weights]
     )
     name = f"{config.cell}_autoencoder"

@@ -29,14 +29,17 @@ class FrameDecoder(layers.Layer):
 
     def build(self, input_shape):
         coarse_cells = self.coarse_grid[0] * self.coarse_grid[1]
-        self.expand = layers.Dense(coarse_cells * self.filters, name="expand")
+        dtype = self.dtype_policy
+        self.expand = layers.Dense(coarse_cells * self.filters, name="expand", dtype=dtype)
         self.expand.build(input_shape)
-        self.upsample = layers.UpSampling2D(UPSAMPLING, name="upsample")
+        self.upsample = layers.UpSampling2D(UPSAMPLING, name="upsample", dtype=dtype)
         self.smooth = layers.Conv2D(
-            self.filters, 3, padding="same", activation="relu", name="smooth"
+            self.filters, 3, padding="same", activation="relu", name="smooth", dtype=dtype
         )
         self.smooth.build((None, *self.grid, self.filters))
-        self.output_projection = layers.Conv2D(self.channels, 1, name="output_projection")
+        self.output_projection = layers.Conv2D(
+            self.channels, 1, name="output_projection", dtype=dtype
+        )
         self.output_projection.build((None, *self.grid, self.filters))
 
     def call(self, z):

@@ -92,11 +92,24 @@ def json_ready(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def with_defaults(record: dict) -> dict:
+    """A run record with every setting a later version added filled in by its default."""
+    return json_ready({
+        "data": dataclasses.asdict(DataSelection(**record.get("data", {}))),
+        "model": ModelConfig.from_dict(record.get("model", {})).to_dict(),
+        "training": dataclasses.asdict(TrainingSettings(**record.get("training", {}))),
+    })
+
+
 def incompatibilities(saved: dict, requested: dict) -> list[str]:
-    """``section.key: saved -> requested`` for every setting that differs and may not change."""
-    changes = []
+    """``section.key: saved -> requested`` for every setting that differs and may not change.
+
+    Settings missing from ``saved`` (added to the package after it was written) count as
+    their defaults.
+    """
+    saved, changes = with_defaults(saved), []
     for section in ("data", "model", "training"):
-        old, new = saved.get(section, {}), json_ready(requested[section])
+        old, new = saved[section], json_ready(requested[section])
         for key in sorted(set(old) | set(new)):
             if old.get(key) != new.get(key) and (section, key) not in RESUMABLE_CHANGES:
                 changes.append(f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}")

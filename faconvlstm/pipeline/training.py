@@ -183,7 +183,11 @@ def fit(
         history = read_progress(run_dir)["history"]
     else:
         autoencoder = build_autoencoder(config)
-        autoencoder.compile(optimizer=keras.optimizers.Adam(training.learning_rate))
+        optimizer = keras.optimizers.Adam(training.learning_rate)
+        if config.precision == "mixed_float16":
+            # float16 gradients underflow without a (dynamic) loss scale.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        autoencoder.compile(optimizer=optimizer)
         history = {}
     callbacks = [Checkpoint(run_dir, history, training.seed)]
     if progress:

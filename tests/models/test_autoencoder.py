@@ -106,6 +106,33 @@ def test_save_and_load_give_identical_outputs(rng, tmp_path):
         )
 
 
+@pytest.mark.parametrize(
+    ("precision", "compute_dtype"), [("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")]
+)
+def test_mixed_precision_runs_encoder_and_decoder_in_half_and_the_rest_in_float32(
+    rng, tmp_path, precision, compute_dtype
+):
+    config = ModelConfig(**CONFIG, precision=precision)
+    model = build_autoencoder(config)
+    for name in ("encoder_0", "decoder"):
+        assert model.get_layer(name).compute_dtype == compute_dtype
+    for name in ("subspace_head", "temporal_attention", "embedding", "reconstruction"):
+        assert model.get_layer(name).compute_dtype == "float32"
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    inputs = random_inputs(rng, config, batch=4)
+    history = model.fit(inputs, epochs=3, batch_size=4, verbose=0).history["loss"]
+    assert np.isfinite(history).all() and history[-1] < history[0]
+    path = tmp_path / "mixed.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer("encoder_0").compute_dtype == compute_dtype
+    embedding = loaded.predict_on_batch(inputs)["embedding"]
+    assert keras.backend.standardize_dtype(embedding.dtype) == "float32"
+    np.testing.assert_allclose(
+        embedding, model.predict_on_batch(inputs)["embedding"], rtol=1e-5, atol=1e-6
+    )
+
+
 def test_config_round_trips_through_a_dict():
     config = ModelConfig(**CONFIG, layer_options={"attention_every": 2})
     assert ModelConfig.from_dict(config.to_dict()) == config
@@ -118,6 +145,7 @@ def test_config_round_trips_through_a_dict():
         ({"cell": "gru"}, "cell must be one of"),
         ({"window": 0}, "window must be a positive integer"),
         ({"filters": ()}, "filters must be one or more"),
+        ({"precision": "float8"}, "precision must be one of"),
     ],
 )
 def test_bad_settings_raise_clear_errors(settings, message):

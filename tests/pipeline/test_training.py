@@ -175,7 +175,7 @@ def test_global_grids_are_recognised_by_their_longitudes(lon, expected):
     assert covers_all_longitudes(lon) is expected
 
 
-def test_a_run_from_before_numbered_checkpoints_still_loads_and_resumes(
+def test_a_run_written_before_numbered_checkpoints_and_precision_still_resumes(
     trained_run, selection, tmp_path
 ):
     run_dir = copy_run(trained_run, tmp_path)
@@ -183,6 +183,9 @@ def test_a_run_from_before_numbered_checkpoints_still_loads_and_resumes(
     checkpoint(run_dir).rename(run_dir / "checkpoint.keras")
     del record["checkpoint"]
     (run_dir / PROGRESS_FILE).write_text(json.dumps(record))
+    run = json.loads((run_dir / RUN_FILE).read_text())
+    del run["model"]["precision"]  # a setting added later counts as its default
+    (run_dir / RUN_FILE).write_text(json.dumps(run))
     result = fit(selection, run_dir, MODEL, more_epochs(2), progress=False)
     assert (result.resumed_from, result.epochs_done) == (1, 2)
     assert sorted(p.name for p in run_dir.glob("checkpoint*")) == ["checkpoint-0002.keras"]
