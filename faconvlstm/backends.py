@@ -65,16 +65,27 @@ def backend() -> str:
     return keras.backend.backend()
 
 
+def runs_on_cpu() -> bool:
+    """Whether the active backend computes on the CPU (no GPU or TPU in use)."""
+    name = backend()
+    if name == "torch":
+        import torch
+
+        return not torch.cuda.is_available()
+    if name == "jax":
+        import jax
+
+        return jax.default_backend() == "cpu"
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
+
+
 def warn_if_slow_backend() -> None:
     """Warn when the active backend trains this layer slowly on the CPU it runs on."""
-    name = backend()
-    if name not in SLOW_CPU_BACKENDS:
-        return
-    import jax
-
-    if jax.default_backend() == "cpu":
+    if backend() in SLOW_CPU_BACKENDS and runs_on_cpu():
         warnings.warn(
-            f"faconvlstm runs on the Keras '{name}' backend on CPU, whose convolution "
+            f"faconvlstm runs on the Keras '{backend()}' backend on CPU, whose convolution "
             "gradients are much slower than PyTorch's; set KERAS_BACKEND=torch for CPU "
             "training.",
             stacklevel=2,

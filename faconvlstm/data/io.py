@@ -14,8 +14,10 @@ import glob
 import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import cf_xarray  # noqa: F401  (registers the ``.cf`` accessor)
+import dask
 import numpy as np
 import xarray as xr
 
@@ -188,7 +190,7 @@ def select_fields(
     array = array.astype("float32").assign_coords(units=("channel", units))
     if coarsen is not None:
         array = _coarsen(array, coarsen)
-    _check_channels_have_data(array)
+    _check_channel_values(array)
     return array.rename("fields")
 
 
@@ -239,6 +241,8 @@ def _read(path: str, opener):
         return opener()
     except Exception as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if "unable to decode time units" in reason:
+            reason = reason.split(" with ")[0] + "; expected CF units such as 'days since 1979-01-01'"
         raise ValueError(f"cannot read '{path}' as NetCDF or Zarr: {reason}") from error
 
 
@@ -254,8 +258,14 @@ def _time_chunks(path: str, engine: str | None, time_chunk: int) -> dict:
 def _open_files(paths: list[str], engine: str | None, chunks: dict, source: Source) -> xr.Dataset:
     grids = []
 
+    calendars = {}
+
     def record_grid(ds: xr.Dataset) -> xr.Dataset:
-        grids.append((ds.encoding.get("source", "?"), _horizontal_grid(ds)))
+        source_path = ds.encoding.get("source", "?")
+        grids.append((source_path, _horizontal_grid(ds)))
+        time_dim = find_axis(ds, "time")
+        if time_dim is not None and is_dates(ds[time_dim]):
+            calendars[source_path] = ds[time_dim].dt.calendar
         return ds
 
     try:
@@ -274,6 +284,12 @@ def _open_files(paths: list[str], engine: str | None, chunks: dict, source: Sour
         if not grids:
             for path in paths:
                 _read(path, functools.partial(xr.open_dataset, path, engine=engine)).close()
+        if len(set(calendars.values())) > 1:
+            found = ", ".join(f"{Path(path).name}: {name}" for path, name in calendars.items())
+            raise ValueError(
+                f"The files of {source!r} use different calendars ({found}); expected one "
+                "calendar (convert the files with xarray's convert_calendar)."
+            ) from None
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(f"cannot combine the files of {source!r}: {reason}") from error
     (first_path, first_grid), *others = grids
@@ -381,6 +397,10 @@ def _channel_data(ds: xr.Dataset, name: str, level: float | None) -> xr.DataArra
         available = ", ".join(sorted(map(str, ds.data_vars))) or "none"
         raise ValueError(f"Variable '{name}' is not in the dataset; available: {available}.")
     variable = ds[name]
+    if not (np.issubdtype(variable.dtype, np.number) or variable.dtype == bool):
+        raise ValueError(
+            f"Variable '{name}' holds values of type {variable.dtype}; expected numbers."
+        )
     extra = [str(dim) for dim in variable.dims if dim not in (*FIELD_DIMS, "level")]
     missing = [dim for dim in FIELD_DIMS if dim not in variable.dims]
     if extra or missing:
@@ -486,11 +506,21 @@ def _coarsen(array: xr.DataArray, factor: int) -> xr.DataArray:
     return array.coarsen(lat=factor, lon=factor, boundary="trim").mean()
 
 
-def _check_channels_have_data(array: xr.DataArray) -> None:
-    has_data = array.notnull().any(dim=FIELD_DIMS).values
-    empty = [str(name) for name, valid in zip(array["channel"].values, has_data) if not valid]
+def _check_channel_values(array: xr.DataArray) -> None:
+    """Every channel has some valid value and no infinite one (one pass over the data)."""
+    has_data, has_infinity = dask.compute(
+        array.notnull().any(dim=FIELD_DIMS), np.isinf(array).any(dim=FIELD_DIMS)
+    )
+    names = [str(name) for name in array["channel"].values]
+    empty = [name for name, valid in zip(names, has_data.values) if not valid]
     if empty:
         raise ValueError(
             f"Channel(s) {', '.join(empty)} are all NaN in the selection; expected valid values "
             "(check the level, region, time range and season)."
+        )
+    infinite = [name for name, found in zip(names, has_infinity.values) if found]
+    if infinite:
+        raise ValueError(
+            f"Channel(s) {', '.join(infinite)} hold infinite values; expected finite values, "
+            "with NaN (or the variable's _FillValue) where data are missing."
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -17,7 +18,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     The temporary file (or directory, for Zarr stores) lives in the same directory and keeps
-    the suffix (writers pick their format from it), so the final ``os.replace`` is atomic. On any error it is removed and ``path`` is untouched.
+    the suffix (writers pick their format from it), so the final ``os.replace`` is atomic.
+    On any error it is removed and ``path`` is untouched; a full disk is reported as such.
     """
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
@@ -34,11 +36,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield temporary
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         if temporary.is_dir():
             shutil.rmtree(temporary, ignore_errors=True)
         else:
             temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on the device while writing '{target}'; the previous version, "
+                "if any, is untouched. Free some space and run the command again.",
+            ) from None
         raise
 
 

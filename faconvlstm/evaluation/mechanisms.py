@@ -74,8 +74,7 @@ def mechanism_maps(
     either of the first two absent when the run switched that mechanism off.
     """
     run = TrainedRun(run_dir)
-    layer = run.autoencoder.get_layer("encoder_0")
-    if not isinstance(layer, FAConvLSTM2D):
+    if run.config.cell != "fa":
         raise ValueError(
             f"The run in '{run_dir}' uses the {run.config.cell!r} cell; squeeze-excitation "
             "weights and attention maps exist only for FAConvLSTM2D runs (cell 'fa')."
@@ -84,6 +83,7 @@ def mechanism_maps(
         raise ValueError(
             f"labels has {len(labels)} entries but the data {fields.sizes['time']} timesteps."
         )
+    layer = run.autoencoder.get_layer("encoder_0")
     model_input = keras.Model(run.autoencoder.inputs, layer.input)
     values = run.per_timestep(
         fields, lambda batch: _inspect_batch(model_input, layer, batch), batch_size

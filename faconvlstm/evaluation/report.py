@@ -112,12 +112,12 @@ def plot_attention(mechanisms: xr.Dataset, path: Path) -> str:
     figure, axes = plt.subplots(1, k, figsize=(3.4 * k, 2.8), squeeze=False,
                                 constrained_layout=True)
     spread = float(np.nanmax(np.abs(attention.values - 1.0))) or 1e-6
-    for cluster, axis in enumerate(axes[0]):
+    for regime, axis in enumerate(axes[0]):
         mesh = axis.pcolormesh(
-            attention["lon"], attention["lat"], attention.isel(cluster=cluster), cmap="RdBu_r",
+            attention["lon"], attention["lat"], attention.isel(cluster=regime), cmap="RdBu_r",
             vmin=1.0 - spread, vmax=1.0 + spread, shading="auto",
         )
-        axis.set(title=f"regime {cluster}", xlabel="lon")
+        axis.set(title=f"regime {regime}", xlabel="lon")
     axes[0, 0].set(ylabel="lat")
     figure.colorbar(mesh, ax=axes[0, -1], label="attention received / uniform")
     return _save(figure, path)

@@ -176,6 +176,41 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
     )
 
 
+#: Measured peak training memory over the count of :func:`training_memory_bytes`' terms, by
+#: (backend, cell), rounded up (CPU; 24x36 to 96x128 grids, batch 8, 16 steps): PyTorch
+#: 1.5-1.7 (FA) and 1.9-2.1 (ConvLSTM2D); JAX 3.9-5.0 (FA: XLA keeps every elementwise
+#: intermediate of the scan for the backward pass) and 1.4-1.9 (ConvLSTM2D).
+MEMORY_OVERHEAD = {
+    ("torch", "fa"): 2.0, ("torch", "convlstm"): 2.2, ("jax", "fa"): 5.0, ("jax", "convlstm"): 2.0,
+}
+#: Memory a training step takes whatever the size (allocator pools, compiled programs).
+FIXED_MEMORY = {"torch": 128 * 2**20, "jax": 512 * 2**20}
+
+
+def training_memory_bytes(config: ModelConfig, batch_size: int) -> int:
+    """Estimated peak memory of one training step on ``batch_size`` windows, on this backend.
+
+    Counts the values each cell and step keeps for the backward pass (inputs, each recurrent
+    layer's bottleneck and gate tensors, the decoder and the loss), scaled by the measured
+    :data:`MEMORY_OVERHEAD`, plus :data:`FIXED_MEMORY`; weights and optimizer state are
+    negligible beside them. Other backends get the largest factors.
+    """
+    fa = {"bottleneck": 8, "multiscale_dilations": (1, 2, 4), **config.layer_options}
+    per_cell = 3 * config.channels + 1
+    for filters in config.filters:
+        if config.cell == "convlstm":
+            per_cell += 15 * filters
+        else:
+            per_cell += (4 + len(fa["multiscale_dilations"])) * fa["bottleneck"] + 11 * filters
+    per_cell += 2 * config.decoder_filters + 4 * config.channels
+    bytes_per_value = 4 if config.precision == "float32" else 2
+    cells = batch_size * config.window * config.grid[0] * config.grid[1]
+    backend = keras.backend.backend()
+    overhead = MEMORY_OVERHEAD.get((backend, config.cell), max(MEMORY_OVERHEAD.values()))
+    fixed = FIXED_MEMORY.get(backend, max(FIXED_MEMORY.values()))
+    return int(overhead * per_cell * cells * bytes_per_value) + fixed
+
+
 def embedding_model(autoencoder: keras.Model) -> keras.Model:
     """The encoder half of a built autoencoder (shared weights): inputs -> ``(B, T, d)``."""
     return keras.Model(autoencoder.inputs, autoencoder.get_layer("embedding").output)

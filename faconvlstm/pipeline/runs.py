@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +187,7 @@ def load_checkpoint(run_dir: str | os.PathLike) -> keras.Model:
     path = Path(run_dir) / progress["checkpoint"]
     try:
         return keras.saving.load_model(path)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ValueError(
             f"Cannot load the checkpoint '{path}' ({type(error).__name__}: {error}); it is "
             "damaged or was written by an incompatible version."

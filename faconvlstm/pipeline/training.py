@@ -11,9 +11,11 @@ import keras
 import numpy as np
 import xarray as xr
 
+import faconvlstm.backends
 from faconvlstm.data.preprocessing import Preprocessor, make_preprocessor
 from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.models import ModelConfig, build_autoencoder
+from faconvlstm.models.autoencoder import training_memory_bytes
 from faconvlstm.pipeline.progress import EpochProgress
 from faconvlstm.pipeline.runs import (
     PREPROCESSOR_FILE,
@@ -104,6 +106,36 @@ def split_years(fields: xr.DataArray, validation_years: int) -> tuple[xr.DataArr
     return fields.isel(time=is_training.values), fields.isel(time=~is_training.values)
 
 
+def available_memory_bytes() -> int:
+    """Memory the system can give this process now (Linux ``MemAvailable``, else all RAM)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _size(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+
+
+def check_training_memory(config: ModelConfig, batch_size: int) -> None:
+    """Refuse, before any training, a CPU batch whose estimated memory exceeds what is free."""
+    if not faconvlstm.backends.runs_on_cpu():
+        return
+    needed, available = training_memory_bytes(config, batch_size), available_memory_bytes()
+    if needed > available:
+        raise ValueError(
+            f"A training batch of {batch_size} windows of {config.window} steps on the "
+            f"{config.grid[0]}x{config.grid[1]} grid needs about {_size(needed)}, more than "
+            f"the {_size(available)} of memory available; coarsen the grid "
+            "(--coarsen), crop a region (--region), or lower --batch-size or --window."
+        )
+
+
 def _prepare_run_dir(run_dir: Path, record: dict) -> int:
     """Check ``run_dir`` belongs to the same run and return its epochs done; a directory
     without a finished epoch (new, or left by a start that failed) is (re)started as ``record``."""
@@ -151,6 +183,7 @@ def fit(
     validation_starts = None
     if validation_fields is not None:
         validation_starts = training_starts(validation_fields["time"], config.window, config.window)
+    check_training_memory(config, training.batch_size)
     epochs_done = _prepare_run_dir(run_dir, run_record(data, config, training))
 
     keras.utils.set_random_seed(training.seed)

@@ -10,7 +10,7 @@ from faconvlstm.models import (
     build_autoencoder,
     embedding_model,
 )
-from faconvlstm.models.autoencoder import pad_globally
+from faconvlstm.models.autoencoder import pad_globally, training_memory_bytes
 
 CONFIG = {"channels": 3, "grid": (8, 9), "window": 6, "filters": (6,), "embedding_dim": 4}
 
@@ -190,3 +190,17 @@ def test_an_encoder_narrower_than_half_the_embedding_still_builds(rng):
     config = ModelConfig(**{**CONFIG, "filters": (2,), "embedding_dim": 8})
     outputs = build_autoencoder(config)(random_inputs(rng, config))
     assert tuple(outputs["embedding"].shape) == (2, 6, 8)
+
+
+@pytest.mark.parametrize("cell", ["fa", "convlstm"])
+def test_the_training_memory_estimate_bounds_the_measured_peak_within_2x(rng, cell):
+    from faconvlstm.evaluation.memory import peak_training_memory
+
+    config = ModelConfig(channels=3, grid=(32, 48), window=8, cell=cell)
+    inputs = random_inputs(rng, config, batch=4)
+    measured = peak_training_memory(config.to_dict(), inputs) * 2**20
+    estimated = training_memory_bytes(config, batch_size=4)
+    assert measured <= estimated <= 2 * measured
+    # A global 0.25-degree grid does not fit any workstation with the default settings.
+    era5 = ModelConfig(channels=6, grid=(721, 1440))
+    assert training_memory_bytes(era5, batch_size=8) > 100 * 2**30

@@ -1,7 +1,11 @@
 """The ``faconvlstm`` command end to end (synth -> train -> embed -> cluster) and its errors."""
 
+import errno
 import itertools
+import os
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ from click.testing import CliRunner
 
 from faconvlstm.cli import main
 from faconvlstm.data.synthetic import make_synthetic_dataset
+from faconvlstm.pipeline import training
 
 K = 3
 TRAIN_OPTIONS = [
@@ -128,15 +133,30 @@ def bad_files(tmp_path_factory):
     swapped, repeated = time.copy(), time.copy()
     swapped[[10, 11]] = time[[11, 10]]
     repeated[11] = time[10]
+    infinite = dataset["t2m"].copy()
+    infinite[5, 2, 3] = np.inf
     files = {
         "no_time": dataset.isel(time=0, drop=True),
         "not_increasing": dataset.assign_coords(time=swapped),
         "duplicated": dataset.assign_coords(time=repeated),
         "all_nan": dataset.assign(t2m=dataset["t2m"] * np.nan),
         "other_grid": make_synthetic_dataset(years=1, nlat=10, nlon=12),
+        "infinite": dataset.assign(t2m=infinite),
+        "text": dataset.assign(t2m=dataset["t2m"].astype(str)),
+        "empty": dataset.isel(time=slice(0, 0)),
+        "single_step": dataset.isel(time=slice(0, 1)),
+        "calendars_a": make_synthetic_dataset(years=1, nlat=8, nlon=12, calendar="noleap"),
+        "calendars_b": dataset.isel(time=slice(0, 10)).assign_coords(
+            time=xr.date_range("2001-01-01", periods=10, freq="D")
+        ),
     }
     for name, data in files.items():
         data.to_netcdf(folder / f"{name}.nc")
+    with_units = dataset.isel(time=slice(0, 10)).assign_coords(time=np.arange(10.0))
+    with_units["time"].attrs["units"] = "furlongs since 2000-01-01"
+    with_units.to_netcdf(folder / "time_units.nc")
+    whole = (folder / "other_grid.nc").read_bytes()
+    (folder / "truncated.nc").write_bytes(whole[: len(whole) // 2])
     (folder / "unreadable.nc").write_text("this is not a NetCDF file\n")
     return folder
 
@@ -151,6 +171,16 @@ BAD_TRAINING_INPUTS = {
     "unreadable": ("unreadable", [], r"cannot read '.*unreadable.nc' as NetCDF"),
     "missing file": ("missing", [], r"No such file or Zarr store: '.*missing.nc'"),
     "window too long": ("good", ["--window", "400"], r"No window of 400 timesteps fits"),
+    "infinite values": ("infinite", [], r"Channel\(s\) t2m hold infinite values"),
+    "text variable": ("text", [], r"Variable 't2m' holds values of type <U\d+; expected numbers"),
+    "empty file": ("empty", [], r"The time axis is empty; expected at least one timestep"),
+    "single timestep": ("single_step", ["--validation-years", "0"],
+                        r"No window of 8 timesteps fits .* longest gap-free run has 1 steps"),
+    "time units": ("time_units", [], r"unable to decode time units 'furlongs since 2000-01-01'; "
+                   r"expected CF units"),
+    "mixed calendars": ("calendars_*", [], r"use different calendars \(.*noleap.*\); expected "
+                        r"one calendar"),
+    "truncated file": ("truncated", [], r"cannot read '.*truncated.nc' as NetCDF or Zarr"),
 }
 
 
@@ -207,10 +237,58 @@ def test_a_failed_write_leaves_the_previous_output_whole(cli_run, tmp_path, monk
     def disk_full(dataset, path, *args, **kwargs):
         with open(path, "w") as file:
             file.write("half a NetCDF")
-        raise OSError("No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
     result = invoke("cluster", cli_run["embeddings"], "--k", K, "--out", out)
-    assert_one_line_error(result, r"No space left on device")
+    assert_one_line_error(
+        result, r"No space left on the device while writing '.*labels.nc'; the previous version"
+    )
     assert out.read_text() == "the previous labels"
     assert [path.name for path in tmp_path.iterdir()] == ["labels.nc"]
+
+
+def test_a_read_only_output_directory_is_refused(cli_run, tmp_path, monkeypatch):
+    read_only = tmp_path / "read-only"
+    read_only.mkdir(mode=0o555)
+    real_access = os.access
+
+    def access(path, mode, **kwargs):  # what a non-root user sees, also when tests run as root
+        if Path(path) == read_only and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    result = invoke("embed", cli_run["run"], "--out", read_only / "embeddings.nc")
+    assert_one_line_error(result, r"Output directory '.*read-only' is not writable")
+    assert not list(read_only.iterdir())
+
+
+def test_a_damaged_or_missing_checkpoint_is_named(cli_run, tmp_path):
+    run = shutil.copytree(cli_run["run"], tmp_path / "run")
+    checkpoint = next(run.glob("checkpoint-*.keras"))
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    out = tmp_path / "embeddings.nc"
+    assert_one_line_error(
+        invoke("embed", run, "--out", out),
+        rf"Cannot load the checkpoint '.*{checkpoint.name}' .*; it is damaged",
+    )
+    checkpoint.unlink()
+    assert_one_line_error(
+        invoke("embed", run, "--out", out),
+        rf"names the checkpoint '{checkpoint.name}', which is missing",
+    )
+    assert not out.exists()
+
+
+def test_a_batch_larger_than_the_free_memory_is_refused_before_training(
+    synthetic_file, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(training, "available_memory_bytes", lambda: 2**20)
+    run_dir = tmp_path / "run"
+    result = invoke("train", synthetic_file, "--out", run_dir, *TRAIN_OPTIONS)
+    assert_one_line_error(
+        result, r"A training batch of 8 windows of 8 steps on the 8x12 grid needs about "
+                r"\d+ MiB, more than the 1 MiB of memory available; coarsen the grid"
+    )
+    assert not run_dir.exists()
