@@ -382,10 +382,11 @@ class Standardize(Step):
     def fit(self, fields: xr.DataArray) -> Standardize:
         check_fields(fields)
         weights = xr.DataArray(area_weights(fields["lat"].values), dims="lat")
-        weighted = fields.astype("float64").weighted(weights)
-        mean, std = dask.compute(
-            weighted.mean(("time", "lat", "lon")), weighted.std(("time", "lat", "lon"))
-        )
+        values, dims = fields.astype("float64"), ("time", "lat", "lon")
+        # Two passes: computed together, the deviations would keep every chunk of the data
+        # in memory until the mean is known.
+        mean = values.weighted(weights).mean(dims).compute()
+        std = np.sqrt(((values - mean) ** 2).weighted(weights).mean(dims)).compute()
         for name, center, spread in zip(_channels(fields), mean.values, std.values):
             if np.isnan(center):
                 raise ValueError(

@@ -109,15 +109,27 @@ class WindowDataset(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         chosen = self.starts[self.order[index * self.batch_size : (index + 1) * self.batch_size]]
-        windows = [self._window(start) for start in chosen]
-        return {name: np.stack([w[name] for w in windows]) for name in windows[0]}
-
-    def _window(self, start: int) -> dict[str, np.ndarray]:
-        steps = slice(start, start + self.window)
-        values = np.asarray(self.fields.isel(time=steps).values, dtype="float32")
+        values = self._read(chosen)
         valid = np.isfinite(values)
         return {
             "frames": np.where(valid, values, 0.0).astype("float32"),
             "weights": (valid * self.cell_area).astype("float32"),
-            "year_fraction": self.year_fraction[steps],
+            "year_fraction": self.year_fraction[chosen[:, None] + np.arange(self.window)],
         }
+
+    def _read(self, starts: np.ndarray) -> np.ndarray:
+        """The float32 values of the windows at ``starts``: ``(B, window, lat, lon, channel)``.
+
+        Windows that overlap or nearly touch (as in embedding, one per timestep) are read as
+        one span of time: one read per batch instead of one per window.
+        """
+        first, stop = int(starts.min()), int(starts.max()) + self.window
+        if stop - first <= 2 * self.window * len(starts):
+            span = np.asarray(self.fields.isel(time=slice(first, stop)).values, dtype="float32")
+            return np.stack([span[start - first : start - first + self.window] for start in starts])
+        return np.stack([
+            np.asarray(
+                self.fields.isel(time=slice(start, start + self.window)).values, dtype="float32"
+            )
+            for start in starts
+        ])

@@ -1,0 +1,65 @@
+"""Training and embedding stream a Zarr store larger than the memory cap, window by window."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import faconvlstm
+from faconvlstm.data import windows
+from faconvlstm.data.preprocessing import make_preprocessor
+from faconvlstm.data.synthetic import make_synthetic_dataset
+from faconvlstm.data.windows import WindowDataset, centre_windows, training_starts
+from faconvlstm.pipeline import DataSelection, TrainingSettings, embed, fit
+
+MODEL = {"filters": [4], "embedding_dim": 4, "window": 8}
+
+
+@pytest.fixture(scope="module")
+def zarr_store(tmp_path_factory):
+    """Eight years of t2m and z (two levels) on a 32x64 grid (72 MB), in chunks of 32 days.
+
+    A long series on a small grid: the data outweigh a batch of windows many times over.
+    """
+    path = tmp_path_factory.mktemp("zarr") / "fields.zarr"
+    dataset = make_synthetic_dataset(years=8, nlat=32, nlon=64)[["t2m", "z"]]
+    dataset.chunk({"time": 32}).to_zarr(path)
+    return DataSelection(str(path), ["t2m", "z@500"]), dataset["t2m"].nbytes + dataset["z"].nbytes
+
+
+@pytest.mark.skipif(
+    faconvlstm.backend() == "jax",
+    reason="no Keras computation: the data path is the same on every backend, and traced "
+    "reading takes half a minute, so it runs on the default backend only",
+)
+def test_reading_for_training_and_embedding_holds_less_than_the_cap(zarr_store, monkeypatch):
+    """With the cap at a third of the data, everything training and embedding read (the
+    checks, the preprocessing fit, every shuffled training batch and every embedding batch)
+    never holds more than the cap in host arrays (traced: NumPy buffers, Zarr chunks, dask
+    intermediates)."""
+    selection, data_bytes = zarr_store
+    cap = data_bytes // 3
+    monkeypatch.setattr(windows, "IN_MEMORY_BYTES", cap)
+    tracemalloc.start()
+    try:
+        fields = make_preprocessor([], False, False).fit_transform(selection.load())
+        training = WindowDataset(fields, 8, training_starts(fields["time"], 8, 4), 8,
+                                 shuffle=True)
+        embedding = WindowDataset(fields, 8, centre_windows(fields["time"], 8)[0], 16)
+        for dataset in (training, embedding):
+            for index in range(len(dataset)):
+                assert np.isfinite(dataset[index]["frames"]).all()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fields.chunks is not None  # still lazy: read window by window
+    assert peak < cap, f"peak {peak / 2**20:.1f} MiB against a cap of {cap / 2**20:.1f} MiB"
+
+
+def test_train_and_embed_run_from_the_store_under_the_cap(zarr_store, tmp_path, monkeypatch):
+    selection, data_bytes = zarr_store
+    monkeypatch.setattr(windows, "IN_MEMORY_BYTES", data_bytes // 3)
+    run = fit(selection, tmp_path / "run", MODEL,
+              TrainingSettings(epochs=1, window_stride=64, validation_years=1), progress=False)
+    embeddings = embed(run.run_dir, time=["2007-01-01", "2007-03-31"])["embeddings"]
+    assert embeddings.shape == (90, 4) and np.isfinite(embeddings.values).all()
