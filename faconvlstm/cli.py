@@ -159,10 +159,12 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
 @click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
               default="float32", show_default=True,
               help="Dtype policy of the encoder and decoder (mixed: half-precision compute).")
+@click.option("--devices", default=1, show_default=True,
+              help="Train data-parallel on this many devices (JAX backend; see docs/scale.md).")
 @user_errors
 def train(data, variables, run_dir, region, time_range, season, coarsen, epochs, batch_size,
           learning_rate, window, stride, validation_years, filters, embedding_dim, cell,
-          attention_every, log1p, anomalies, detrend, seed, precision):
+          attention_every, log1p, anomalies, detrend, seed, precision, devices):
     """Train on DATA (NetCDF files, a glob or a Zarr store); resumes if RUN_DIR has a run."""
     from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
 
@@ -178,6 +180,7 @@ def train(data, variables, run_dir, region, time_range, season, coarsen, epochs,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, window_stride=stride,
         validation_years=validation_years, seed=seed,
         log1p=[v for v in log1p.split(",") if v], anomalies=anomalies, detrend=detrend,
+        devices=devices,
     )
     result = fit(
         selection, run_dir,

@@ -65,7 +65,9 @@ class WindowDataset(keras.utils.PyDataset):
 
     Each item is ``{"frames", "weights", "year_fraction"}`` for ``batch_size`` windows: NaN
     cells become 0 in ``frames`` and weight 0 in ``weights`` (cos latitude elsewhere). With
-    ``shuffle`` the window order is redrawn each epoch from ``(seed, epoch)``. Fields
+    ``shuffle`` the window order is redrawn each epoch from ``(seed, epoch)``; with
+    ``drop_remainder`` a last, incomplete batch is left out (data parallelism splits every
+    batch evenly across devices). Fields
     under :data:`IN_MEMORY_BYTES` are loaded once; larger (dask-backed) ones are read window
     by window, so a file larger than memory streams.
     """
@@ -79,6 +81,7 @@ class WindowDataset(keras.utils.PyDataset):
         shuffle: bool = False,
         seed: int = 0,
         epoch: int = 0,
+        drop_remainder: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -89,11 +92,14 @@ class WindowDataset(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = epoch
+        self.drop_remainder = drop_remainder
         self.cell_area = area_weights(fields["lat"].values)[:, None, None].astype("float32")
         self.year_fraction = year_fraction(fields["time"])
         self.order = self._epoch_order()
 
     def __len__(self) -> int:
+        if self.drop_remainder:
+            return self.starts.size // self.batch_size
         return math.ceil(self.starts.size / self.batch_size)
 
     def _epoch_order(self) -> np.ndarray:

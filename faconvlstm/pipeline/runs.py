@@ -61,7 +61,11 @@ class DataSelection:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingSettings:
-    """How a run trains; ``epochs`` may grow between invocations (training continues)."""
+    """How a run trains; ``epochs`` may grow between invocations (training continues).
+
+    ``devices > 1`` trains data-parallel (see :func:`faconvlstm.pipeline.training.fit`); the
+    number of devices may change when a run resumes, the global batch stays ``batch_size``.
+    """
 
     epochs: int = 8
     batch_size: int = 8
@@ -72,10 +76,11 @@ class TrainingSettings:
     log1p: list[str] = dataclasses.field(default_factory=list)
     anomalies: bool = False
     detrend: bool = False
+    devices: int = 1
 
 
 #: Settings that may change when a run is resumed.
-RESUMABLE_CHANGES = {("training", "epochs")}
+RESUMABLE_CHANGES = {("training", "epochs"), ("training", "devices")}
 
 
 def run_record(data: DataSelection, model: ModelConfig, training: TrainingSettings) -> dict:

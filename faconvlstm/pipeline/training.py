@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -183,7 +184,8 @@ def fit(
     validation_starts = None
     if validation_fields is not None:
         validation_starts = training_starts(validation_fields["time"], config.window, config.window)
-    check_training_memory(config, training.batch_size)
+    check_training_memory(config, training.batch_size // training.devices)
+    parallel = data_parallel(training.devices, training.batch_size)
     epochs_done = _prepare_run_dir(run_dir, run_record(data, config, training))
 
     keras.utils.set_random_seed(training.seed)
@@ -203,14 +205,51 @@ def fit(
         shuffle=True,
         seed=training.seed,
         epoch=epochs_done,
+        drop_remainder=training.devices > 1,
     )
     validation_data = None
     if validation_fields is not None:
         validation_fields = preprocessor.transform(validation_fields)
         validation_data = WindowDataset(
-            validation_fields, config.window, validation_starts, training.batch_size
+            validation_fields, config.window, validation_starts, training.batch_size,
+            drop_remainder=training.devices > 1,
         )
+    with parallel:
+        return _train(run_dir, config, training, epochs_done, train_data, validation_data,
+                      progress)
 
+
+def data_parallel(devices: int, batch_size: int):
+    """A context in which Keras splits every batch across ``devices`` (JAX backend).
+
+    One device: no change. More: ``keras.distribution.DataParallel`` over the first
+    ``devices`` devices; each takes ``batch_size / devices`` windows of every batch.
+    """
+    if devices < 1:
+        raise ValueError(f"devices must be a positive integer; got {devices}.")
+    if devices == 1:
+        return contextlib.nullcontext()
+    if faconvlstm.backend() != "jax":
+        raise ValueError(
+            f"Training on {devices} devices needs the JAX backend (keras.distribution); the "
+            f"active backend is {faconvlstm.backend()!r}. Set KERAS_BACKEND=jax."
+        )
+    available = keras.distribution.list_devices()
+    if len(available) < devices:
+        raise ValueError(
+            f"{devices} devices requested but only {len(available)} found ({', '.join(available)}); "
+            "on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before starting."
+        )
+    if batch_size % devices:
+        raise ValueError(
+            f"The batch of {batch_size} windows cannot be split evenly across {devices} devices; "
+            "use a batch size that is a multiple of the device count."
+        )
+    return keras.distribution.DataParallel(devices=available[:devices]).scope()
+
+
+def _train(run_dir, config, training, epochs_done, train_data, validation_data, progress):
+    """Build or load the model and train it from ``epochs_done`` to ``training.epochs``."""
     if epochs_done:
         autoencoder = load_checkpoint(run_dir)
         history = read_progress(run_dir)["history"]
