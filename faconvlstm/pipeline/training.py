@@ -184,8 +184,8 @@ def fit(
     validation_starts = None
     if validation_fields is not None:
         validation_starts = training_starts(validation_fields["time"], config.window, config.window)
-    check_training_memory(config, training.batch_size // training.devices)
     parallel = data_parallel(training.devices, training.batch_size)
+    check_training_memory(config, training.batch_size)  # CPU devices share the host's memory
     epochs_done = _prepare_run_dir(run_dir, run_record(data, config, training))
 
     keras.utils.set_random_seed(training.seed)
