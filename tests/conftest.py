@@ -14,6 +14,12 @@ from faconvlstm.data.synthetic import write_synthetic_dataset  # noqa: E402
 from faconvlstm.pipeline import DataSelection, TrainingSettings, fit  # noqa: E402
 
 
+def on_the_default_backend_only(reason: str):
+    """Skip on JAX: code whose behaviour does not depend on the backend (the layer's own
+    tests and the pipeline's run on both), where a second, JAX run would only add CI time."""
+    return pytest.mark.skipif(faconvlstm.backend() == "jax", reason=reason)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from a clean Keras session with a fixed seed."""

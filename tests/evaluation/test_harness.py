@@ -7,7 +7,6 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-import faconvlstm
 from faconvlstm.cli import main
 from faconvlstm.data.synthetic import FACTORS, make_synthetic_dataset
 from faconvlstm.evaluation.harness import (
@@ -17,6 +16,7 @@ from faconvlstm.evaluation.harness import (
     pattern_correlation,
 )
 from faconvlstm.models import ModelConfig, build_autoencoder
+from tests.conftest import on_the_default_backend_only
 
 
 def test_pattern_correlation_matches_clusters_one_to_one(rng):
@@ -25,6 +25,7 @@ def test_pattern_correlation_matches_clusters_one_to_one(rng):
     assert pattern_correlation(-reference, reference) < 0.5
 
 
+@on_the_default_backend_only("parameter counts are the same on every backend")
 def test_the_matched_twin_has_the_nearest_parameter_count():
     config = ModelConfig(channels=6, grid=(8, 8), filters=(16, 16))
     fa = build_autoencoder(config)
@@ -71,11 +72,7 @@ def test_ground_truth_factors_are_the_probe_targets_when_the_data_has_them():
     assert list(_targets(None, pcs, source["time"])) == ["EOF PC 1", "EOF PC 2", "EOF PC 3"]
 
 
-@pytest.mark.skipif(
-    faconvlstm.backend() == "jax",
-    reason="backend-independent code; 15 models compile for minutes on JAX CPU, so the end-to-end "
-    "run is on the default backend only (the pipeline's own tests cover JAX)",
-)
+@on_the_default_backend_only("15 models compile for minutes on JAX CPU")
 def test_evaluate_writes_every_section_of_the_report(tmp_path):
     """On a CF file without ground truth, as real data: the probes target EOF PCs."""
     synthetic = make_synthetic_dataset(years=2, nlat=8, nlon=12)
@@ -123,6 +120,7 @@ def test_a_bad_index_file_stops_evaluate_before_training(tmp_path):
     assert not (tmp_path / "report" / "runs").exists()
 
 
+@on_the_default_backend_only("a measuring tool; it takes 45 s on JAX")
 def test_peak_training_memory_grows_with_the_model(rng):
     from faconvlstm.evaluation.memory import peak_training_memory
 

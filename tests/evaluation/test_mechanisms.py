@@ -8,7 +8,10 @@ from faconvlstm.data.windows import WindowDataset, centre_windows
 from faconvlstm.evaluation.mechanisms import _latest_attended, mechanism_maps
 from faconvlstm.pipeline import fit
 from faconvlstm.pipeline.embedding import TrainedRun
-from tests.conftest import MODEL, SETTINGS
+from tests.conftest import MODEL, SETTINGS, on_the_default_backend_only
+
+# FAConvLSTM2D.inspect itself is tested on both backends (tests/layers/test_inspection.py).
+pytestmark = on_the_default_backend_only("averaging per cluster does not depend on the backend")
 
 
 def test_each_step_takes_the_latest_attention_at_or_before_it():

@@ -5,12 +5,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import faconvlstm
 from faconvlstm.data import windows
 from faconvlstm.data.preprocessing import make_preprocessor
 from faconvlstm.data.synthetic import make_synthetic_dataset
 from faconvlstm.data.windows import WindowDataset, centre_windows, training_starts
 from faconvlstm.pipeline import DataSelection, TrainingSettings, embed, fit
+from tests.conftest import on_the_default_backend_only
 
 MODEL = {"filters": [4], "embedding_dim": 4, "window": 8}
 
@@ -27,11 +27,7 @@ def zarr_store(tmp_path_factory):
     return DataSelection(str(path), ["t2m", "z@500"]), dataset["t2m"].nbytes + dataset["z"].nbytes
 
 
-@pytest.mark.skipif(
-    faconvlstm.backend() == "jax",
-    reason="no Keras computation: the data path is the same on every backend, and traced "
-    "reading takes half a minute, so it runs on the default backend only",
-)
+@on_the_default_backend_only("no Keras computation; traced reading takes half a minute")
 def test_reading_for_training_and_embedding_holds_less_than_the_cap(zarr_store, monkeypatch):
     """With the cap at a third of the data, everything training and embedding read (the
     checks, the preprocessing fit, every shuffled training batch and every embedding batch)
