@@ -110,10 +110,11 @@ def test_evaluate_needs_two_seeds(tmp_path):
     assert "seeds must be at least 2" in result.output
 
 
-def test_a_bad_index_file_stops_evaluate_before_training(tmp_path):
+def test_a_bad_index_file_stops_evaluate_before_training(tmp_path, synthetic_file):
     (tmp_path / "phases.csv").write_text("date,phase\n2000-01-01,warm\n2000-01-02,cold\n")
     result = CliRunner().invoke(main, [
-        "evaluate", "--out", str(tmp_path / "report"), "--index", str(tmp_path / "phases.csv"),
+        "evaluate", str(synthetic_file), "--vars", "t2m", "--out", str(tmp_path / "report"),
+        "--index", str(tmp_path / "phases.csv"),
     ])
     assert result.exit_code == 1
     assert "columns ['phase'] are not numeric" in result.output

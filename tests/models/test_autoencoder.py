@@ -11,6 +11,7 @@ from faconvlstm.models import (
     embedding_model,
 )
 from faconvlstm.models.autoencoder import pad_globally, training_memory_bytes
+from tests.conftest import on_the_default_backend_only
 
 CONFIG = {"channels": 3, "grid": (8, 9), "window": 6, "filters": (6,), "embedding_dim": 4}
 
@@ -107,7 +108,12 @@ def test_save_and_load_give_identical_outputs(rng, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("precision", "compute_dtype"), [("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")]
+    ("precision", "compute_dtype"),
+    [
+        # float16 on JAX: covered for the layer by tests/layers/test_mixed_precision.py.
+        pytest.param("mixed_float16", "float16", marks=on_the_default_backend_only("CI time")),
+        ("mixed_bfloat16", "bfloat16"),
+    ],
 )
 def test_mixed_precision_runs_encoder_and_decoder_in_half_and_the_rest_in_float32(
     rng, tmp_path, precision, compute_dtype
@@ -192,7 +198,9 @@ def test_an_encoder_narrower_than_half_the_embedding_still_builds(rng):
     assert tuple(outputs["embedding"].shape) == (2, 6, 8)
 
 
-@pytest.mark.parametrize("cell", ["fa", "convlstm"])
+@pytest.mark.parametrize(
+    "cell", ["fa", pytest.param("convlstm", marks=on_the_default_backend_only("CI time"))]
+)
 def test_the_training_memory_estimate_bounds_the_measured_peak_within_2x(rng, cell):
     from faconvlstm.evaluation.memory import peak_training_memory
 

@@ -13,7 +13,7 @@ import numpy as np
 import faconvlstm
 from faconvlstm.pipeline import embed, fit
 from faconvlstm.pipeline.runs import PROGRESS_FILE, load_checkpoint
-from tests.conftest import MODEL, SETTINGS, VARIABLES
+from tests.conftest import MODEL, SETTINGS, VARIABLES, on_the_default_backend_only
 
 EPOCHS = 3
 
@@ -56,6 +56,10 @@ def final_weights(run_dir) -> list[np.ndarray]:
     return [np.asarray(w) for w in load_checkpoint(run_dir).get_weights()]
 
 
+@on_the_default_backend_only(
+    "resuming is file and seed handling, the same on every backend (determinism on JAX is "
+    "tested below); three JAX processes would add a minute to CI"
+)
 def test_a_run_killed_by_sigkill_resumes_to_the_uninterrupted_result(tmp_path, synthetic_file):
     uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     subprocess.run(train_command(synthetic_file, uninterrupted), env=subprocess_environment(),
