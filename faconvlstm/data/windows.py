@@ -131,11 +131,10 @@ class WindowDataset(keras.utils.PyDataset):
         """
         first, stop = int(starts.min()), int(starts.max()) + self.window
         if stop - first <= 2 * self.window * len(starts):
-            span = np.asarray(self.fields.isel(time=slice(first, stop)).values, dtype="float32")
+            span = self._steps(first, stop)
             return np.stack([span[start - first : start - first + self.window] for start in starts])
-        return np.stack([
-            np.asarray(
-                self.fields.isel(time=slice(start, start + self.window)).values, dtype="float32"
-            )
-            for start in starts
-        ])
+        return np.stack([self._steps(start, start + self.window) for start in starts])
+
+    def _steps(self, start: int, stop: int) -> np.ndarray:
+        """Timesteps ``start:stop`` of the fields as float32 ``(stop - start, lat, lon, channel)``."""
+        return np.asarray(self.fields.isel(time=slice(start, stop)).values, dtype="float32")

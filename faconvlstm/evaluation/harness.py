@@ -159,10 +159,9 @@ def _index_targets(index_files: list[str], time: xr.DataArray) -> dict[str, np.n
 
 def _probe_all(features: np.ndarray, targets: dict) -> dict[str, float]:
     """Probe R^2 of each target, on the timesteps where features and target are finite."""
-    scores = {}
+    scores, finite_features = {}, np.isfinite(features).all(axis=1)
     for name, target in targets.items():
-        rows = np.isfinite(features).all(axis=1)
-        rows &= np.isfinite(target.reshape(len(target), -1)).all(axis=1)
+        rows = finite_features & np.isfinite(target.reshape(len(target), -1)).all(axis=1)
         scores[name] = probe_r2(features[rows], target[rows])
     return scores
 
@@ -242,10 +241,11 @@ def evaluate(
         if name not in main:
             runs.train(name, variants[name], 0)
 
-    embeddings, inference = {}, {}
+    embeddings, inference, trained = {}, {}, {}
     for (name, seed), result in runs.results.items():
         clock = time.perf_counter()
-        embeddings[name, seed] = TrainedRun(result.run_dir).embed(fields)
+        trained[name, seed] = TrainedRun(result.run_dir)
+        embeddings[name, seed] = trained[name, seed].embed(fields)
         inference[name, seed] = time.perf_counter() - clock
 
     preprocessor = Preprocessor.load(runs.results[FA, 0].run_dir / PREPROCESSOR_FILE)
@@ -327,7 +327,7 @@ def evaluate(
 
     robustness = {}
     for name in main:
-        run, clean = TrainedRun(runs.results[name, 0].run_dir), embeddings[name, 0]
+        run, clean = trained[name, 0], embeddings[name, 0]
         rows = np.isfinite(clean).all(axis=1)
         kmeans = KMeans(settings.k, n_init=10, random_state=0).fit(clean[rows])
         clean_labels = kmeans.predict(clean[rows])
@@ -377,6 +377,6 @@ def evaluate(
         cka_matrices=cka_matrices, probes=probes, probe_targets=probe_targets,
         robustness=robustness, ablations=ablation_table, clustering=clustering,
         histories=histories, labels=labels,
-        mechanisms=mechanism_maps(runs.results[FA, 0].run_dir, fields, labels[FA], settings.k),
+        mechanisms=mechanism_maps(trained[FA, 0], fields, labels[FA], settings.k),
         embeddings=embeddings, time=fields["time"], seconds=time.perf_counter() - started,
     )

@@ -8,8 +8,6 @@ cell received. The input projection says which variables feed each bottleneck ch
 
 from __future__ import annotations
 
-import os
-
 import keras
 import numpy as np
 import xarray as xr
@@ -54,13 +52,13 @@ def _cluster_means(values: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray
 
 
 def mechanism_maps(
-    run_dir: str | os.PathLike,
+    run: TrainedRun,
     fields: xr.DataArray,
     labels: np.ndarray,
     k: int,
     batch_size: int = 8,
 ) -> xr.Dataset:
-    """SE channel weights and received attention of an FA run, averaged per cluster.
+    """SE channel weights and received attention of a loaded FA run, averaged per cluster.
 
     ``fields``: ``(time, lat, lon, channel)`` in physical units; ``labels``: the cluster of
     each timestep ``(time,)``, -1 for none. Returns a Dataset with
@@ -73,10 +71,9 @@ def mechanism_maps(
 
     either of the first two absent when the run switched that mechanism off.
     """
-    run = TrainedRun(run_dir)
     if run.config.cell != "fa":
         raise ValueError(
-            f"The run in '{run_dir}' uses the {run.config.cell!r} cell; squeeze-excitation "
+            f"The run in '{run.run_dir}' uses the {run.config.cell!r} cell; squeeze-excitation "
             "weights and attention maps exist only for FAConvLSTM2D runs (cell 'fa')."
         )
     if len(labels) != fields.sizes["time"]:

@@ -32,7 +32,7 @@ def test_a_lone_timestep_cluster_holds_exactly_that_timesteps_values(trained_run
     lone = 100
     labels = np.zeros(fields.sizes["time"], dtype=int)
     labels[lone] = 1
-    maps = mechanism_maps(trained_run.run_dir, fields, labels, k=2)
+    maps = mechanism_maps(run, fields, labels, k=2)
 
     batch = WindowDataset(preprocessed, window, starts[[step_window[lone]]], 1)[0]
     layer = run.autoencoder.get_layer("encoder_0")
@@ -58,7 +58,7 @@ def test_switched_off_mechanisms_have_no_maps(tmp_path, selection, fields):
     run = fit(selection, tmp_path / "run", {**MODEL, "layer_options": options},
               SETTINGS, progress=False)
     labels = np.zeros(fields.sizes["time"], dtype=int)
-    maps = mechanism_maps(run.run_dir, fields, labels, k=1)
+    maps = mechanism_maps(TrainedRun(run.run_dir), fields, labels, k=1)
     assert "channel_weights" not in maps and "attention" not in maps
     assert maps["projection"].shape == (4, 8)
 
@@ -67,6 +67,7 @@ def test_a_convlstm_run_or_wrong_labels_are_refused(tmp_path, selection, fields,
     run = fit(selection, tmp_path / "run", {**MODEL, "cell": "convlstm"}, SETTINGS,
               progress=False)
     with pytest.raises(ValueError, match="only for FAConvLSTM2D runs"):
-        mechanism_maps(run.run_dir, fields, np.zeros(fields.sizes["time"], dtype=int), k=1)
+        mechanism_maps(TrainedRun(run.run_dir), fields, np.zeros(fields.sizes["time"], dtype=int),
+                       k=1)
     with pytest.raises(ValueError, match="labels has 3 entries but the data 731 timesteps"):
-        mechanism_maps(trained_run.run_dir, fields, np.zeros(3, dtype=int), k=1)
+        mechanism_maps(TrainedRun(trained_run.run_dir), fields, np.zeros(3, dtype=int), k=1)
