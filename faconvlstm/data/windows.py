@@ -67,7 +67,9 @@ class WindowDataset(keras.utils.PyDataset):
     cells become 0 in ``frames`` and weight 0 in ``weights`` (cos latitude elsewhere). With
     ``shuffle`` the window order is redrawn each epoch from ``(seed, epoch)``; with
     ``drop_remainder`` a last, incomplete batch is left out (data parallelism splits every
-    batch evenly across devices). Fields
+    batch evenly across devices). ``shard=(index, count)`` serves only part ``index`` of
+    ``count`` equal parts of every batch (one process's share under multi-process data
+    parallelism; needs ``drop_remainder``). Fields
     under :data:`IN_MEMORY_BYTES` are loaded once; larger (dask-backed) ones are read window
     by window, so a file larger than memory streams.
     """
@@ -82,9 +84,15 @@ class WindowDataset(keras.utils.PyDataset):
         seed: int = 0,
         epoch: int = 0,
         drop_remainder: bool = False,
+        shard: tuple[int, int] = (0, 1),
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if shard[1] > 1 and (not drop_remainder or batch_size % shard[1]):
+            raise ValueError(
+                f"A batch of {batch_size} windows cannot be served in {shard[1]} equal parts; "
+                "sharding needs drop_remainder and a batch size that is a multiple of the parts."
+            )
         self.fields = fields.load() if fields.nbytes <= IN_MEMORY_BYTES else fields
         self.window = window
         self.starts = np.asarray(starts, dtype=int)
@@ -93,6 +101,7 @@ class WindowDataset(keras.utils.PyDataset):
         self.seed = seed
         self.epoch = epoch
         self.drop_remainder = drop_remainder
+        self.shard = shard
         self.cell_area = area_weights(fields["lat"].values)[:, None, None].astype("float32")
         self.year_fraction = year_fraction(fields["time"])
         self.order = self._epoch_order()
@@ -114,7 +123,9 @@ class WindowDataset(keras.utils.PyDataset):
         self.order = self._epoch_order()
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        chosen = self.starts[self.order[index * self.batch_size : (index + 1) * self.batch_size]]
+        part = self.batch_size // self.shard[1]
+        first = index * self.batch_size + self.shard[0] * part
+        chosen = self.starts[self.order[first : first + part]]
         values = self._read(chosen)
         valid = np.isfinite(values)
         return {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import time
@@ -17,6 +16,7 @@ from faconvlstm.data.preprocessing import Preprocessor, make_preprocessor
 from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.models import ModelConfig, build_autoencoder
 from faconvlstm.models.autoencoder import training_memory_bytes
+from faconvlstm.pipeline.distributed import DataParallel, data_parallel
 from faconvlstm.pipeline.progress import EpochProgress
 from faconvlstm.pipeline.runs import (
     PREPROCESSOR_FILE,
@@ -49,6 +49,8 @@ class TrainingResult:
     seconds: float
     train_steps: int
     validation_steps: int
+    #: False in every process of a multi-process run but the first (which alone writes).
+    is_chief: bool = True
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -62,14 +64,17 @@ class Checkpoint(keras.callbacks.Callback):
     Every epoch starts from the random state ``epoch_seed(seed, epoch)`` and its data order
     is a function of the seed and the epoch too, so a resumed run repeats exactly what the
     uninterrupted run would have done. The history also records ``epoch_seconds``, the wall
-    time of each epoch (validation included).
+    time of each epoch (validation included). With ``writes=False`` (every process of a
+    multi-process run but the first) nothing is written.
     """
 
-    def __init__(self, run_dir: Path, history: dict[str, list[float]], seed: int):
+    def __init__(self, run_dir: Path, history: dict[str, list[float]], seed: int,
+                 writes: bool = True):
         super().__init__()
         self.run_dir = run_dir
         self.history = history
         self.seed = seed
+        self.writes = writes
         self.epoch_started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -82,7 +87,8 @@ class Checkpoint(keras.callbacks.Callback):
         )
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        save_progress(self.model, self.run_dir, epoch + 1, self.history)
+        if self.writes:
+            save_progress(self.model, self.run_dir, epoch + 1, self.history)
 
 
 def covers_all_longitudes(lon: np.ndarray) -> bool:
@@ -137,14 +143,16 @@ def check_training_memory(config: ModelConfig, batch_size: int) -> None:
         )
 
 
-def _prepare_run_dir(run_dir: Path, record: dict) -> int:
+def _prepare_run_dir(run_dir: Path, record: dict, writes: bool = True) -> int:
     """Check ``run_dir`` belongs to the same run and return its epochs done; a directory
-    without a finished epoch (new, or left by a start that failed) is (re)started as ``record``."""
+    without a finished epoch (new, or left by a start that failed) is (re)started as ``record``
+    (unless ``writes`` is False)."""
     run_file = run_dir / RUN_FILE
     progress = read_progress(run_dir) if run_file.exists() else None
     if progress is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_file, record)
+        if writes:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_file, record)
         return 0
     changes = incompatibilities(read_json(run_file), record)
     if changes:
@@ -186,7 +194,8 @@ def fit(
         validation_starts = training_starts(validation_fields["time"], config.window, config.window)
     parallel = data_parallel(training.devices, training.batch_size)
     check_training_memory(config, training.batch_size)  # CPU devices share the host's memory
-    epochs_done = _prepare_run_dir(run_dir, run_record(data, config, training))
+    epochs_done = _prepare_run_dir(run_dir, run_record(data, config, training),
+                                   writes=parallel.is_chief)
 
     keras.utils.set_random_seed(training.seed)
     preprocessor_file = run_dir / PREPROCESSOR_FILE
@@ -196,7 +205,8 @@ def fit(
     else:
         preprocessor = make_preprocessor(training.log1p, training.detrend, training.anomalies)
         train_fields = preprocessor.fit_transform(train_fields)
-        preprocessor.save(preprocessor_file)
+        if parallel.is_chief:
+            preprocessor.save(preprocessor_file)
     train_data = WindowDataset(
         train_fields,
         config.window,
@@ -206,49 +216,22 @@ def fit(
         seed=training.seed,
         epoch=epochs_done,
         drop_remainder=training.devices > 1,
+        shard=parallel.shard,
     )
     validation_data = None
     if validation_fields is not None:
         validation_fields = preprocessor.transform(validation_fields)
         validation_data = WindowDataset(
             validation_fields, config.window, validation_starts, training.batch_size,
-            drop_remainder=training.devices > 1,
+            drop_remainder=training.devices > 1, shard=parallel.shard,
         )
-    with parallel:
+    with parallel.scope():
         return _train(run_dir, config, training, epochs_done, train_data, validation_data,
-                      progress)
+                      progress and parallel.is_chief, parallel)
 
 
-def data_parallel(devices: int, batch_size: int):
-    """A context in which Keras splits every batch across ``devices`` (JAX backend).
-
-    One device: no change. More: ``keras.distribution.DataParallel`` over the first
-    ``devices`` devices; each takes ``batch_size / devices`` windows of every batch.
-    """
-    if devices < 1:
-        raise ValueError(f"devices must be a positive integer; got {devices}.")
-    if devices == 1:
-        return contextlib.nullcontext()
-    if faconvlstm.backend() != "jax":
-        raise ValueError(
-            f"Training on {devices} devices needs the JAX backend (keras.distribution); the "
-            f"active backend is {faconvlstm.backend()!r}. Set KERAS_BACKEND=jax."
-        )
-    available = keras.distribution.list_devices()
-    if len(available) < devices:
-        raise ValueError(
-            f"{devices} devices requested but only {len(available)} found ({', '.join(available)}); "
-            "on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before starting."
-        )
-    if batch_size % devices:
-        raise ValueError(
-            f"The batch of {batch_size} windows cannot be split evenly across {devices} devices; "
-            "use a batch size that is a multiple of the device count."
-        )
-    return keras.distribution.DataParallel(devices=available[:devices]).scope()
-
-
-def _train(run_dir, config, training, epochs_done, train_data, validation_data, progress):
+def _train(run_dir, config, training, epochs_done, train_data, validation_data, progress,
+           parallel: DataParallel):
     """Build or load the model and train it from ``epochs_done`` to ``training.epochs``."""
     if epochs_done:
         autoencoder = load_checkpoint(run_dir)
@@ -261,7 +244,11 @@ def _train(run_dir, config, training, epochs_done, train_data, validation_data, 
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         autoencoder.compile(optimizer=optimizer)
         history = {}
-    callbacks = [Checkpoint(run_dir, history, training.seed)]
+    parallel.prepare(autoencoder)
+    callbacks = [
+        *parallel.callbacks(),
+        Checkpoint(run_dir, history, training.seed, writes=parallel.is_chief),
+    ]
     if progress:
         callbacks.append(EpochProgress(training.epochs, len(train_data)))
     started = time.perf_counter()
@@ -288,4 +275,5 @@ def _train(run_dir, config, training, epochs_done, train_data, validation_data, 
         seconds=time.perf_counter() - started,
         train_steps=len(train_data),
         validation_steps=0 if validation_data is None else len(validation_data),
+        is_chief=parallel.is_chief,
     )

@@ -78,3 +78,17 @@ def test_shuffled_order_depends_only_on_seed_and_epoch(rng):
     np.testing.assert_array_equal(first.order, resumed.order)
     assert sorted(first.order) == list(range(20))
     assert not np.array_equal(first.order, WindowDataset(fields, 4, starts, 20, True, 3).order)
+
+
+def test_shards_split_every_batch_into_equal_consecutive_parts(rng):
+    fields = make_fields(rng, days=30)
+    starts = np.arange(14)
+    settings = {"batch_size": 4, "shuffle": True, "seed": 5, "drop_remainder": True}
+    whole = WindowDataset(fields, 4, starts, **settings)
+    parts = [WindowDataset(fields, 4, starts, shard=(index, 2), **settings) for index in (0, 1)]
+    assert len(whole) == len(parts[0]) == len(parts[1]) == 3
+    for index in range(len(whole)):
+        joined = np.concatenate([part[index]["frames"] for part in parts])
+        np.testing.assert_array_equal(joined, whole[index]["frames"])
+    with pytest.raises(ValueError, match="cannot be served in 3 equal parts"):
+        WindowDataset(fields, 4, starts, shard=(0, 3), **settings)

@@ -6,11 +6,14 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+import xarray as xr
 
 import faconvlstm
-from faconvlstm.pipeline import TrainingSettings, fit
-from tests.conftest import MODEL
+from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
+from faconvlstm.pipeline.runs import PROGRESS_FILE
+from tests.conftest import MODEL, VARIABLES
 
 #: Run in a fresh process whose XLA host platform has two CPU devices. 2000 has 366 days:
 #: windows of 8 steps, 9 apart, give 40 windows, 5 full batches of 8 (nothing left out).
@@ -52,9 +55,41 @@ def test_two_devices_give_the_loss_curve_of_one(synthetic_file, tmp_path):
     assert "cannot be split evenly across 2 devices" in histories["odd batch"]
 
 
+def file_with_gaps(synthetic_file, path):
+    """The session file with a third of the t2m values missing, at random cells and times, so
+    that processes' shares of a batch differ in weight."""
+    with xr.open_dataset(synthetic_file) as dataset:
+        dataset = dataset.load()
+    missing = np.random.default_rng(0).random(dataset["t2m"].shape) < 0.3
+    dataset["t2m"] = dataset["t2m"].where(~missing)
+    dataset.to_netcdf(path)
+    return path
+
+
+@pytest.mark.skipif(faconvlstm.backend() != "torch", reason="DistributedDataParallel is PyTorch's")
+def test_two_torchrun_processes_give_the_loss_curve_of_one(synthetic_file, tmp_path):
+    data = file_with_gaps(synthetic_file, tmp_path / "gaps.nc")
+    two = tmp_path / "two"
+    completed = subprocess.run(
+        [sys.executable, "-m", "faconvlstm", "train", str(data), "--vars", ",".join(VARIABLES),
+         "--out", str(two), "--epochs", "3", "--filters", "4", "--embedding-dim", "4",
+         "--window", "8", "--stride", "9", "--batch-size", "8", "--devices", "2"],
+        env={**os.environ, "KERAS_BACKEND": "torch"}, capture_output=True, text=True,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stderr.count("Trained ") == 1  # one summary: the first process's
+    one = fit(DataSelection(str(data), VARIABLES), tmp_path / "one", MODEL,
+              TrainingSettings(epochs=3, batch_size=8, window_stride=9), progress=False)
+    history = json.loads((two / PROGRESS_FILE).read_text())["history"]
+    np.testing.assert_allclose(history["loss"], one.history["loss"], rtol=1e-5)
+    assert len(list(two.glob("checkpoint-*.keras"))) == 1
+
+
 def test_more_devices_than_available_or_the_wrong_backend_are_refused(selection, tmp_path):
-    expected = ("needs the JAX backend" if faconvlstm.backend() != "jax"
-                else "4 devices requested but only 1 found")
+    expected = {
+        "jax": "4 devices requested but only 1 found",
+        "torch": "runs one process per device: launch with `torchrun --nproc-per-node=4",
+    }.get(faconvlstm.backend(), "needs the JAX or PyTorch backend")
     with pytest.raises(ValueError, match=expected):
         fit(selection, tmp_path / "run", MODEL, TrainingSettings(devices=4), progress=False)
     assert not (tmp_path / "run").exists()

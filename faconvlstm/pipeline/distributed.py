@@ -1,0 +1,272 @@
+"""Data-parallel training: every global batch split evenly across ``devices``.
+
+- **JAX:** one process; ``keras.distribution.DataParallel`` shards each batch over the
+  first ``devices`` devices and XLA computes the step over the whole batch.
+- **PyTorch:** one process per device, launched by ``torchrun`` (``faconvlstm train
+  --devices N`` launches it itself). Each process reads its share of every global batch;
+  ``torch.nn.parallel.DistributedDataParallel`` averages the gradients (gloo on CPU, nccl
+  on GPU). Batch-normalisation statistics and the loss's weight normaliser are taken over
+  the global batch and the logged losses averaged over processes, so N devices follow the
+  loss curve of one device with the same global batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import sys
+
+import keras
+
+import faconvlstm.backends
+
+#: The layer whose added loss is the masked reconstruction error (see ``build_autoencoder``).
+RECONSTRUCTION_LAYER = "reconstruction"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParallel:
+    """How this process takes part in training on ``devices`` devices.
+
+    ``processes > 1`` only under PyTorch's one-process-per-device training; ``rank`` is this
+    process's index among them, and only rank 0 (the chief) writes files.
+    """
+
+    devices: int = 1
+    rank: int = 0
+    processes: int = 1
+
+    @property
+    def is_chief(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        """``(index, count)``: which equal part of every global batch this process reads."""
+        return self.rank, self.processes
+
+    def scope(self):
+        """The context to build and train the model in."""
+        if self.devices > 1 and self.processes == 1:
+            devices = keras.distribution.list_devices()[: self.devices]
+            return keras.distribution.DataParallel(devices=devices).scope()
+        return contextlib.nullcontext()
+
+    def prepare(self, model: keras.Model) -> None:
+        """Make ``model``'s ``fit`` train across the processes (no change in one process)."""
+        if self.processes == 1:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer._moments = functools.partial(_global_moments, layer)
+        device = model.weights[0].value.device
+        wrapped = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+        model.train_step = functools.partial(_train_step, model, wrapped, self.processes)
+        model.test_step = functools.partial(_test_step, model, self.processes)
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        """Callbacks that must run before any other (they complete the epoch's logs)."""
+        return [AverageLogsAcrossProcesses(self.processes)] if self.processes > 1 else []
+
+
+def data_parallel(devices: int, batch_size: int) -> DataParallel:
+    """Check that ``batch_size`` windows can train on ``devices`` devices here, and how.
+
+    On PyTorch, more than one device needs one process per device (``torchrun``); this
+    joins them into one process group.
+    """
+    if devices < 1:
+        raise ValueError(f"devices must be a positive integer; got {devices}.")
+    backend = faconvlstm.backend()
+    processes = int(os.environ.get("WORLD_SIZE", "1")) if backend == "torch" else 1
+    if devices == 1 and processes == 1:
+        return DataParallel()
+    if backend == "jax":
+        _check_jax_devices(devices)
+    elif backend == "torch":
+        _check_torch_processes(devices, processes)
+    else:
+        raise ValueError(
+            f"Training on {devices} devices needs the JAX or PyTorch backend; the active "
+            f"backend is {backend!r}. Set KERAS_BACKEND=jax or KERAS_BACKEND=torch."
+        )
+    if batch_size % devices:
+        raise ValueError(
+            f"The batch of {batch_size} windows cannot be split evenly across {devices} devices; "
+            "use a batch size that is a multiple of the device count."
+        )
+    if processes == 1:
+        return DataParallel(devices)
+    return DataParallel(devices, rank=_join_process_group(), processes=processes)
+
+
+def torchrun_command(devices: int, arguments: list[str]) -> list[str]:
+    """The command that runs ``python -m faconvlstm ARGUMENTS`` as ``devices`` processes of
+    one host under ``torchrun``."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc-per-node={devices}", "-m", "faconvlstm", *arguments,
+    ]
+
+
+def needs_torchrun(devices: int) -> bool:
+    """Whether training on ``devices`` devices must first be relaunched under ``torchrun``."""
+    return devices > 1 and faconvlstm.backend() == "torch" and "WORLD_SIZE" not in os.environ
+
+
+def _check_jax_devices(devices: int) -> None:
+    available = keras.distribution.list_devices()
+    if len(available) < devices:
+        raise ValueError(
+            f"{devices} devices requested but only {len(available)} found ({', '.join(available)}); "
+            "on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before starting."
+        )
+
+
+def _check_torch_processes(devices: int, processes: int) -> None:
+    if processes == 1:
+        raise ValueError(
+            f"Training on {devices} devices with PyTorch runs one process per device: launch "
+            f"with `torchrun --nproc-per-node={devices} -m faconvlstm train ... --devices "
+            f"{devices}` (the `faconvlstm train` command does this itself); see docs/scale.md."
+        )
+    if processes != devices:
+        raise ValueError(
+            f"torchrun started {processes} processes but devices is {devices}; with PyTorch "
+            f"each device is one process, so pass --devices {processes}."
+        )
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() < int(os.environ["LOCAL_WORLD_SIZE"]):
+        raise ValueError(
+            f"{os.environ['LOCAL_WORLD_SIZE']} processes on this host but only "
+            f"{torch.cuda.device_count()} GPUs; start at most one process per GPU."
+        )
+
+
+def _join_process_group() -> int:
+    """Join the process group torchrun set up (once per process); this process's rank."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+            dist.init_process_group("nccl")
+        else:
+            dist.init_process_group("gloo")
+    return dist.get_rank()
+
+
+def _global_sum(tensor):
+    """The sum of ``tensor`` over all processes, differentiable: the gradient each process
+    receives is the sum of all processes' gradients of the result."""
+    import torch
+    import torch.distributed as dist
+
+    class GlobalSum(torch.autograd.Function):
+        @staticmethod
+        def forward(context, value):
+            total = value.clone()
+            dist.all_reduce(total)
+            return total
+
+        @staticmethod
+        def backward(context, gradient):
+            total = gradient.clone()
+            dist.all_reduce(total)
+            return total
+
+    return GlobalSum.apply(tensor)
+
+
+def _global_moments(layer, inputs, mask):
+    """Batch normalisation's ``(mean, variance)`` over the global batch (all processes)."""
+    import torch
+
+    axes = layer._reduction_axes
+    inputs = inputs.float()
+    if mask is None:
+        present = torch.ones_like(inputs)
+    else:
+        present = torch.broadcast_to(mask[..., None], inputs.shape).to(inputs.dtype)
+        inputs = inputs * present
+    count = torch.sum(present, dim=axes, keepdim=True)
+    sums = _global_sum(torch.stack([
+        torch.sum(inputs, dim=axes, keepdim=True),
+        torch.sum(inputs * inputs, dim=axes, keepdim=True),
+        count,
+    ]))
+    mean = sums[0] / sums[2].clamp_min(1.0)
+    variance = sums[1] / sums[2].clamp_min(1.0) - mean * mean
+    dtype = getattr(torch, layer.compute_dtype)
+    return torch.squeeze(mean, axes).to(dtype), torch.squeeze(variance, axes).to(dtype)
+
+
+def _global_loss(model: keras.Model, x: dict, y_pred, processes: int, training: bool):
+    """This process's loss, rescaled so that its average over the processes is the loss of
+    the global batch: the reconstruction error is normalised by the weight of all processes'
+    windows, not of this process's alone."""
+    import torch
+
+    loss = model.compute_loss(x=x, y_pred=y_pred, training=training)
+    reconstruction = model.get_layer(RECONSTRUCTION_LAYER).losses[0]
+    local_weight = torch.sum(x["weights"]).detach()
+    total_weight = _global_sum(local_weight).clamp_min(keras.backend.epsilon())
+    share = processes * local_weight.clamp_min(keras.backend.epsilon()) / total_weight
+    return loss + (share - 1) * reconstruction
+
+
+def _update_metrics(model: keras.Model, loss) -> dict:
+    for metric in model.metrics:
+        if metric.name == "loss":
+            metric.update_state(loss)
+    return {metric.name: metric.result() for metric in model.metrics}
+
+
+def _train_step(model: keras.Model, wrapped, processes: int, data) -> dict:
+    """Keras' PyTorch train step, with the forward pass through ``DistributedDataParallel``
+    (whose hooks average the gradients during ``backward``)."""
+    import torch
+
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    y_pred = wrapped(x, training=True)
+    model.zero_grad()
+    loss = _global_loss(model, x, y_pred, processes, training=True)
+    model.optimizer.scale_loss(loss).backward()
+    weights = model.trainable_weights[:]
+    with torch.no_grad():
+        model.optimizer.apply([weight.value.grad for weight in weights], weights)
+    return _update_metrics(model, loss)
+
+
+def _test_step(model: keras.Model, processes: int, data) -> dict:
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    y_pred = model(x, training=False)
+    return _update_metrics(model, _global_loss(model, x, y_pred, processes, training=False))
+
+
+class AverageLogsAcrossProcesses(keras.callbacks.Callback):
+    """Replace each epoch's logged values by their mean over the processes (which, with the
+    rescaled losses, is the value of the global batch)."""
+
+    def __init__(self, processes: int):
+        super().__init__()
+        self.processes = processes
+
+    def on_epoch_end(self, epoch, logs=None):
+        import torch
+        import torch.distributed as dist
+
+        if not logs:
+            return
+        names = sorted(logs)
+        values = torch.tensor([float(logs[name]) for name in names], dtype=torch.float64)
+        dist.all_reduce(values)
+        logs.update({name: float(value) / self.processes for name, value in zip(names, values)})
