@@ -12,6 +12,7 @@ import xarray as xr
 
 import faconvlstm
 from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
+from faconvlstm.pipeline.distributed import data_parallel
 from faconvlstm.pipeline.runs import PROGRESS_FILE
 from tests.conftest import MODEL, VARIABLES
 
@@ -93,3 +94,13 @@ def test_more_devices_than_available_or_the_wrong_backend_are_refused(selection,
     with pytest.raises(ValueError, match=expected):
         fit(selection, tmp_path / "run", MODEL, TrainingSettings(devices=4), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(faconvlstm.backend() != "torch", reason="torchrun starts PyTorch processes")
+def test_a_device_count_other_than_torchruns_process_count_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="torchrun started 2 processes but devices is 1.*--devices 2"):
+        data_parallel(1, 8)
+    with pytest.raises(ValueError, match="cannot be split evenly across 2 devices"):
+        data_parallel(2, 7)
