@@ -1,13 +1,17 @@
 #!/usr/bin/env python
-"""Data-parallel training on JAX: train-step time on 1 and N devices, FA and ConvLSTM2D.
+"""Data-parallel training: train-step time on 1 and N devices, FA and ConvLSTM2D.
 
-Each (cell, devices) pair runs in a fresh process whose XLA host platform exposes
-``--devices`` CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count``); with more
-than one device the step runs under ``keras.distribution.DataParallel``, each device taking
-an equal share of the batch. On a GPU host, the same script splits across the GPUs.
-Prints the median step time, the speed-up over one device, and FA / ConvLSTM2D ratios.
+Each (cell, devices) pair runs in fresh processes. JAX: one process whose XLA host platform
+exposes ``--devices`` CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count``);
+with more than one device the step runs under ``keras.distribution.DataParallel``. PyTorch:
+with more than one device, ``--devices`` processes under ``torchrun`` with
+``DistributedDataParallel`` (gloo on CPU, one thread per process unless ``OMP_NUM_THREADS``
+is set). Each device takes an equal share of the global batch; on a GPU host the same
+script splits across the GPUs. Prints the median step time, the speed-up over one device,
+and FA / ConvLSTM2D ratios.
 
     python benchmarks/data_parallel.py
+    python benchmarks/data_parallel.py --backend torch
     python benchmarks/data_parallel.py --devices 4 --batch 16 --nlat 48 --nlon 72
 """
 
@@ -25,6 +29,7 @@ MARKER = "@@DATA_PARALLEL@@ "
 
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("jax", "torch"), default="jax")
     parser.add_argument("--devices", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--window", type=int, default=16)
@@ -42,7 +47,7 @@ def child(arguments) -> None:
     import numpy as np
 
     from faconvlstm.models import ModelConfig, build_autoencoder
-    from faconvlstm.pipeline.training import data_parallel
+    from faconvlstm.pipeline.distributed import data_parallel
 
     cell, devices = arguments.child[0], int(arguments.child[1])
     config = ModelConfig(channels=6, grid=(arguments.nlat, arguments.nlon),
@@ -54,9 +59,14 @@ def child(arguments) -> None:
         "weights": np.ones(shape, "float32"),
         "year_fraction": rng.random(shape[:2]).astype("float32"),
     }
-    with data_parallel(devices, arguments.batch):
+    parallel = data_parallel(devices, arguments.batch)
+    index, parts = parallel.shard
+    share = arguments.batch // parts
+    batch = {name: values[index * share : (index + 1) * share] for name, values in batch.items()}
+    with parallel.scope():
         model = build_autoencoder(config)
         model.compile(optimizer=keras.optimizers.Adam())
+        parallel.prepare(model)
         for _ in range(arguments.warmup):
             model.train_on_batch(batch)
         times = []
@@ -64,17 +74,21 @@ def child(arguments) -> None:
             started = time.perf_counter()
             model.train_on_batch(batch)
             times.append(time.perf_counter() - started)
-    print(MARKER + json.dumps({"seconds": statistics.median(times)}))
+    if parallel.is_chief:
+        print(MARKER + json.dumps({"seconds": statistics.median(times)}))
 
 
 def measure(arguments, cell: str, devices: int) -> float:
     environment = {
         **os.environ,
-        "KERAS_BACKEND": "jax",
+        "KERAS_BACKEND": arguments.backend,
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={arguments.devices}",
     }
     command = [sys.executable, __file__, "--child", cell, str(devices)]
-    for name in ("batch", "window", "nlat", "nlon", "steps", "warmup"):
+    if arguments.backend == "torch" and devices > 1:
+        command[1:1] = ["-m", "torch.distributed.run", "--standalone",
+                        f"--nproc-per-node={devices}"]
+    for name in ("backend", "batch", "window", "nlat", "nlon", "steps", "warmup"):
         command += [f"--{name}", str(getattr(arguments, name))]
     completed = subprocess.run(command, env=environment, capture_output=True, text=True,
                                check=True)
@@ -87,7 +101,7 @@ def main():
     if arguments.child:
         child(arguments)
         return
-    print(f"JAX; default autoencoder on {arguments.nlat}x{arguments.nlon}, 6 channels, "
+    print(f"{arguments.backend}; default autoencoder on {arguments.nlat}x{arguments.nlon}, 6 channels, "
           f"batch {arguments.batch} (global), windows of {arguments.window} steps; "
           f"median of {arguments.steps} steps")
     seconds = {}

@@ -213,11 +213,9 @@ def _global_loss(model: keras.Model, x: dict, y_pred, processes: int, training: 
     """This process's loss, rescaled so that its average over the processes is the loss of
     the global batch: the reconstruction error is normalised by the weight of all processes'
     windows, not of this process's alone."""
-    import torch
-
     loss = model.compute_loss(x=x, y_pred=y_pred, training=training)
     reconstruction = model.get_layer(RECONSTRUCTION_LAYER).losses[0]
-    local_weight = torch.sum(x["weights"]).detach()
+    local_weight = keras.ops.sum(keras.ops.convert_to_tensor(x["weights"])).detach()
     total_weight = _global_sum(local_weight).clamp_min(keras.backend.epsilon())
     share = processes * local_weight.clamp_min(keras.backend.epsilon()) / total_weight
     return loss + (share - 1) * reconstruction
