@@ -110,9 +110,9 @@ def test_save_and_load_give_identical_outputs(rng, tmp_path):
 @pytest.mark.parametrize(
     ("precision", "compute_dtype"),
     [
-        # float16 on JAX: covered for the layer by tests/layers/test_mixed_precision.py.
+        # On JAX: covered for the layer by tests/layers/test_mixed_precision.py.
         pytest.param("mixed_float16", "float16", marks=on_the_default_backend_only("CI time")),
-        ("mixed_bfloat16", "bfloat16"),
+        pytest.param("mixed_bfloat16", "bfloat16", marks=on_the_default_backend_only("CI time")),
     ],
 )
 def test_mixed_precision_runs_encoder_and_decoder_in_half_and_the_rest_in_float32(

@@ -15,6 +15,10 @@ from click.testing import CliRunner
 from faconvlstm.cli import main
 from faconvlstm.data.synthetic import make_synthetic_dataset
 from faconvlstm.pipeline import training
+from tests.conftest import on_the_default_backend_only
+
+#: The command wraps the Python API, whose tests run on both backends.
+pytestmark = on_the_default_backend_only("the CLI is the same on every backend")
 
 K = 3
 TRAIN_OPTIONS = [

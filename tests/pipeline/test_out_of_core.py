@@ -52,6 +52,7 @@ def test_reading_for_training_and_embedding_holds_less_than_the_cap(zarr_store, 
     assert peak < cap, f"peak {peak / 2**20:.1f} MiB against a cap of {cap / 2**20:.1f} MiB"
 
 
+@on_the_default_backend_only("the loader is backend-independent; training on JAX is tested elsewhere")
 def test_train_and_embed_run_from_the_store_under_the_cap(zarr_store, tmp_path, monkeypatch):
     selection, data_bytes = zarr_store
     monkeypatch.setattr(windows, "IN_MEMORY_BYTES", data_bytes // 3)

@@ -175,6 +175,7 @@ def test_global_grids_are_recognised_by_their_longitudes(lon, expected):
     assert covers_all_longitudes(lon) is expected
 
 
+@on_the_default_backend_only("reading old run files does not depend on the backend")
 def test_a_run_written_before_numbered_checkpoints_and_precision_still_resumes(
     trained_run, selection, tmp_path
 ):
