@@ -55,7 +55,13 @@ class DataParallel:
         return contextlib.nullcontext()
 
     def prepare(self, model: keras.Model) -> None:
-        """Make ``model``'s ``fit`` train across the processes (no change in one process)."""
+        """Make ``model``'s ``fit`` train across the processes (no change in one process).
+
+        Keras' PyTorch trainer calls the model itself, never a wrapper, so the model's train
+        step is replaced by one that runs the forward pass through ``DistributedDataParallel``
+        (whose hooks then average the gradients in ``backward``); its batch normalisations
+        take their statistics over all processes.
+        """
         if self.processes == 1:
             return
         from torch.nn.parallel import DistributedDataParallel
