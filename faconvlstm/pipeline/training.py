@@ -177,6 +177,8 @@ def fit(
     circle). The preprocessing is fitted on the training years only
     (all but the last ``training.validation_years``). Re-running with the same settings
     continues from the last finished epoch; a larger ``epochs`` trains further.
+    ``training.devices > 1`` trains data-parallel (:mod:`faconvlstm.pipeline.distributed`:
+    on JAX in this process, on PyTorch in each of the processes ``torchrun`` started).
     """
     training = training or TrainingSettings()
     run_dir = Path(run_dir)
