@@ -21,7 +21,7 @@ from faconvlstm.pipeline.runs import (
     load_checkpoint,
 )
 from faconvlstm.pipeline.training import covers_all_longitudes
-from tests.conftest import MODEL, SETTINGS
+from tests.conftest import MODEL, SETTINGS, on_the_default_backend_only
 
 WINDOW = MODEL["window"]
 STEPS_PER_EPOCH = 6
