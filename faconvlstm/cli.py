@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -162,18 +161,13 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
               help="Dtype policy of the encoder and decoder (mixed: half-precision compute).")
 @click.option("--devices", default=1, show_default=True,
               help="Train data-parallel on this many devices (JAX: one process; PyTorch: "
-                   "one process each, launched under torchrun; see docs/scale.md).")
+                   "one process each, started under torchrun; see docs/scale.md).")
 @user_errors
 def train(data, variables, run_dir, region, time_range, season, coarsen, epochs, batch_size,
           learning_rate, window, stride, validation_years, filters, embedding_dim, cell,
           attention_every, log1p, anomalies, detrend, seed, precision, devices):
     """Train on DATA (NetCDF files, a glob or a Zarr store); resumes if RUN_DIR has a run."""
     from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
-    from faconvlstm.pipeline.distributed import needs_torchrun, torchrun_command
-
-    if needs_torchrun(devices):
-        command = torchrun_command(devices, sys.argv[1:])
-        os.execv(command[0], command)
 
     selection = DataSelection(
         source=data_source(data),

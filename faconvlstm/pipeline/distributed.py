@@ -2,12 +2,12 @@
 
 - **JAX:** one process; ``keras.distribution.DataParallel`` shards each batch over the
   first ``devices`` devices and XLA computes the step over the whole batch.
-- **PyTorch:** one process per device, launched by ``torchrun`` (``faconvlstm train
-  --devices N`` launches it itself). Each process reads its share of every global batch;
+- **PyTorch:** one process per device, launched by ``torchrun`` (``fit`` launches it itself:
+  :mod:`faconvlstm.pipeline.torchrun`). Each process reads its share of every global batch;
   ``torch.nn.parallel.DistributedDataParallel`` averages the gradients (gloo on CPU, nccl
-  on GPU). Batch-normalisation statistics and the loss's weight normaliser are taken over
-  the global batch and the logged losses averaged over processes, so N devices follow the
-  loss curve of one device with the same global batch.
+  on GPU). Batch-normalisation statistics, the loss's weight normaliser and the logged
+  losses are taken over the global batch, so N devices follow the loss curve of one device
+  with the same global batch.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import functools
 import os
-import sys
 
 import keras
 
@@ -31,12 +30,14 @@ class DataParallel:
     """How this process takes part in training on ``devices`` devices.
 
     ``processes > 1`` only under PyTorch's one-process-per-device training; ``rank`` is this
-    process's index among them, and only rank 0 (the chief) writes files.
+    process's index among them, and only rank 0 (the chief) writes files;
+    ``local_processes`` of them run on this host.
     """
 
     devices: int = 1
     rank: int = 0
     processes: int = 1
+    local_processes: int = 1
 
     @property
     def is_chief(self) -> bool:
@@ -48,11 +49,29 @@ class DataParallel:
         return self.rank, self.processes
 
     def scope(self):
-        """The context to build and train the model in."""
-        if self.devices > 1 and self.processes == 1:
+        """The context to build and train the model in (the process group ends with it)."""
+        if self.processes > 1:
+            return _process_group_scope()
+        if self.devices > 1:
             devices = keras.distribution.list_devices()[: self.devices]
             return keras.distribution.DataParallel(devices=devices).scope()
         return contextlib.nullcontext()
+
+    def agree(self, value: int, what: str) -> int:
+        """``value``, after checking every process found the same (e.g. the epochs done)."""
+        if self.processes == 1:
+            return value
+        import torch.distributed as dist
+
+        values = [None] * self.processes
+        dist.all_gather_object(values, value)
+        if len(set(values)) > 1:
+            raise ValueError(
+                f"The {self.processes} processes found different {what} ({values}); the run "
+                "directory must be the same for every process (on several hosts, a shared "
+                "file system)."
+            )
+        return value
 
     def prepare(self, model: keras.Model) -> None:
         """Make ``model``'s ``fit`` train across the processes (no change in one process).
@@ -76,10 +95,6 @@ class DataParallel:
         model.train_step = functools.partial(_train_step, model, wrapped, self.processes)
         model.test_step = functools.partial(_test_step, model, self.processes)
 
-    def callbacks(self) -> list[keras.callbacks.Callback]:
-        """Callbacks that must run before any other (they complete the epoch's logs)."""
-        return [AverageLogsAcrossProcesses(self.processes)] if self.processes > 1 else []
-
 
 def data_parallel(devices: int, batch_size: int) -> DataParallel:
     """Check that ``batch_size`` windows can train on ``devices`` devices here, and how.
@@ -90,9 +105,15 @@ def data_parallel(devices: int, batch_size: int) -> DataParallel:
     if devices < 1:
         raise ValueError(f"devices must be a positive integer; got {devices}.")
     backend = faconvlstm.backend()
-    processes = int(os.environ.get("WORLD_SIZE", "1")) if backend == "torch" else 1
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
     if devices == 1 and processes == 1:
         return DataParallel()
+    if processes > 1 and backend != "torch":
+        raise ValueError(
+            f"This is one of {processes} processes (WORLD_SIZE), but one process per device "
+            f"is how PyTorch trains; the {backend!r} backend trains on several devices from "
+            "one process: start it once, without torchrun."
+        )
     if backend == "jax":
         _check_jax_devices(devices)
     elif backend == "torch":
@@ -102,28 +123,35 @@ def data_parallel(devices: int, batch_size: int) -> DataParallel:
             f"Training on {devices} devices needs the JAX or PyTorch backend; the active "
             f"backend is {backend!r}. Set KERAS_BACKEND=jax or KERAS_BACKEND=torch."
         )
+    check_batch_split(devices, batch_size)
+    if processes == 1:
+        return DataParallel(devices)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", processes))
+    return DataParallel(devices, _join_process_group(), processes, local)
+
+
+def needs_torchrun(devices: int) -> bool:
+    """Whether training on ``devices`` devices must start one process per device first."""
+    return devices > 1 and faconvlstm.backend() == "torch" and "WORLD_SIZE" not in os.environ
+
+
+def check_batch_split(devices: int, batch_size: int) -> None:
     if batch_size % devices:
         raise ValueError(
             f"The batch of {batch_size} windows cannot be split evenly across {devices} devices; "
             "use a batch size that is a multiple of the device count."
         )
-    if processes == 1:
-        return DataParallel(devices)
-    return DataParallel(devices, rank=_join_process_group(), processes=processes)
 
 
-def torchrun_command(devices: int, arguments: list[str]) -> list[str]:
-    """The command that runs ``python -m faconvlstm ARGUMENTS`` as ``devices`` processes of
-    one host under ``torchrun``."""
-    return [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={devices}", "-m", "faconvlstm", *arguments,
-    ]
+def check_gpus(processes: int) -> None:
+    """Refuse more processes on this host than it has GPUs (when it has any)."""
+    import torch
 
-
-def needs_torchrun(devices: int) -> bool:
-    """Whether training on ``devices`` devices must first be relaunched under ``torchrun``."""
-    return devices > 1 and faconvlstm.backend() == "torch" and "WORLD_SIZE" not in os.environ
+    if torch.cuda.is_available() and torch.cuda.device_count() < processes:
+        raise ValueError(
+            f"{processes} processes on this host but only {torch.cuda.device_count()} GPUs; "
+            "start at most one process per GPU."
+        )
 
 
 def _check_jax_devices(devices: int) -> None:
@@ -140,20 +168,14 @@ def _check_torch_processes(devices: int, processes: int) -> None:
         raise ValueError(
             f"Training on {devices} devices with PyTorch runs one process per device: launch "
             f"with `torchrun --nproc-per-node={devices} -m faconvlstm train ... --devices "
-            f"{devices}` (the `faconvlstm train` command does this itself); see docs/scale.md."
+            f"{devices}` (fit and `faconvlstm train` do this themselves); see docs/scale.md."
         )
     if processes != devices:
         raise ValueError(
             f"torchrun started {processes} processes but devices is {devices}; with PyTorch "
             f"each device is one process, so pass --devices {processes}."
         )
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.device_count() < int(os.environ["LOCAL_WORLD_SIZE"]):
-        raise ValueError(
-            f"{os.environ['LOCAL_WORLD_SIZE']} processes on this host but only "
-            f"{torch.cuda.device_count()} GPUs; start at most one process per GPU."
-        )
+    check_gpus(int(os.environ.get("LOCAL_WORLD_SIZE", processes)))
 
 
 def _join_process_group() -> int:
@@ -164,10 +186,21 @@ def _join_process_group() -> int:
     if not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-            dist.init_process_group("nccl")
+            dist.init_process_group("cpu:gloo,cuda:nccl")
         else:
             dist.init_process_group("gloo")
     return dist.get_rank()
+
+
+@contextlib.contextmanager
+def _process_group_scope():
+    import torch.distributed as dist
+
+    try:
+        yield
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _global_sum(tensor):
@@ -211,8 +244,7 @@ def _global_moments(layer, inputs, mask):
     ]))
     mean = sums[0] / sums[2].clamp_min(1.0)
     variance = sums[1] / sums[2].clamp_min(1.0) - mean * mean
-    dtype = getattr(torch, layer.compute_dtype)
-    return torch.squeeze(mean, axes).to(dtype), torch.squeeze(variance, axes).to(dtype)
+    return torch.squeeze(mean, axes), torch.squeeze(variance, axes)
 
 
 def _global_loss(model: keras.Model, x: dict, y_pred, processes: int, training: bool):
@@ -227,10 +259,15 @@ def _global_loss(model: keras.Model, x: dict, y_pred, processes: int, training: 
     return loss + (share - 1) * reconstruction
 
 
-def _update_metrics(model: keras.Model, loss) -> dict:
+def _update_metrics(model: keras.Model, loss, processes: int) -> dict:
+    """Track the loss of the global batch: the mean of the processes' rescaled losses."""
+    import torch.distributed as dist
+
+    global_loss = loss.detach().clone()
+    dist.all_reduce(global_loss)
     for metric in model.metrics:
         if metric.name == "loss":
-            metric.update_state(loss)
+            metric.update_state(global_loss / processes)
     return {metric.name: metric.result() for metric in model.metrics}
 
 
@@ -247,30 +284,11 @@ def _train_step(model: keras.Model, wrapped, processes: int, data) -> dict:
     weights = model.trainable_weights[:]
     with torch.no_grad():
         model.optimizer.apply([weight.value.grad for weight in weights], weights)
-    return _update_metrics(model, loss)
+    return _update_metrics(model, loss, processes)
 
 
 def _test_step(model: keras.Model, processes: int, data) -> dict:
     x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
     y_pred = model(x, training=False)
-    return _update_metrics(model, _global_loss(model, x, y_pred, processes, training=False))
-
-
-class AverageLogsAcrossProcesses(keras.callbacks.Callback):
-    """Replace each epoch's logged values by their mean over the processes (which, with the
-    rescaled losses, is the value of the global batch)."""
-
-    def __init__(self, processes: int):
-        super().__init__()
-        self.processes = processes
-
-    def on_epoch_end(self, epoch, logs=None):
-        import torch
-        import torch.distributed as dist
-
-        if not logs:
-            return
-        names = sorted(logs)
-        values = torch.tensor([float(logs[name]) for name in names], dtype=torch.float64)
-        dist.all_reduce(values)
-        logs.update({name: float(value) / self.processes for name, value in zip(names, values)})
+    loss = _global_loss(model, x, y_pred, processes, training=False)
+    return _update_metrics(model, loss, processes)

@@ -16,7 +16,13 @@ from faconvlstm.data.preprocessing import Preprocessor, make_preprocessor
 from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.models import ModelConfig, build_autoencoder
 from faconvlstm.models.autoencoder import training_memory_bytes
-from faconvlstm.pipeline.distributed import DataParallel, data_parallel
+from faconvlstm.pipeline.distributed import (
+    DataParallel,
+    check_batch_split,
+    check_gpus,
+    data_parallel,
+    needs_torchrun,
+)
 from faconvlstm.pipeline.progress import EpochProgress
 from faconvlstm.pipeline.runs import (
     PREPROCESSOR_FILE,
@@ -129,11 +135,13 @@ def _size(size: int) -> str:
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
-def check_training_memory(config: ModelConfig, batch_size: int) -> None:
-    """Refuse, before any training, a CPU batch whose estimated memory exceeds what is free."""
+def check_training_memory(config: ModelConfig, batch_size: int, processes: int = 1) -> None:
+    """Refuse, before any training, a CPU batch whose estimated memory exceeds what is free;
+    ``processes`` on this host share the batch (each takes an equal part)."""
     if not faconvlstm.backends.runs_on_cpu():
         return
-    needed, available = training_memory_bytes(config, batch_size), available_memory_bytes()
+    needed = processes * training_memory_bytes(config, batch_size // processes)
+    available = available_memory_bytes()
     if needed > available:
         raise ValueError(
             f"A training batch of {batch_size} windows of {config.window} steps on the "
@@ -177,8 +185,10 @@ def fit(
     circle). The preprocessing is fitted on the training years only
     (all but the last ``training.validation_years``). Re-running with the same settings
     continues from the last finished epoch; a larger ``epochs`` trains further.
-    ``training.devices > 1`` trains data-parallel (:mod:`faconvlstm.pipeline.distributed`:
-    on JAX in this process, on PyTorch in each of the processes ``torchrun`` started).
+    ``training.devices > 1`` trains data-parallel (:mod:`faconvlstm.pipeline.distributed`):
+    on JAX in this process; on PyTorch in one process per device, which this call starts
+    under ``torchrun`` after checking the inputs (or, inside a ``torchrun`` job, in each of
+    its processes).
     """
     training = training or TrainingSettings()
     run_dir = Path(run_dir)
@@ -194,10 +204,21 @@ def fit(
     validation_starts = None
     if validation_fields is not None:
         validation_starts = training_starts(validation_fields["time"], config.window, config.window)
+    record = run_record(data, config, training)
+    if needs_torchrun(training.devices):
+        check_batch_split(training.devices, training.batch_size)
+        check_gpus(training.devices)
+        check_training_memory(config, training.batch_size, training.devices)
+        _prepare_run_dir(run_dir, record)
+        from faconvlstm.pipeline.torchrun import launch
+
+        return launch(data, run_dir, model, training, progress)
     parallel = data_parallel(training.devices, training.batch_size)
-    check_training_memory(config, training.batch_size)  # CPU devices share the host's memory
-    epochs_done = _prepare_run_dir(run_dir, run_record(data, config, training),
-                                   writes=parallel.is_chief)
+    # CPU devices share the host's memory.
+    check_training_memory(config, training.batch_size, parallel.local_processes)
+    epochs_done = parallel.agree(
+        _prepare_run_dir(run_dir, record, writes=parallel.is_chief), "numbers of epochs done"
+    )
 
     keras.utils.set_random_seed(training.seed)
     preprocessor_file = run_dir / PREPROCESSOR_FILE
@@ -247,10 +268,7 @@ def _train(run_dir, config, training, epochs_done, train_data, validation_data, 
         autoencoder.compile(optimizer=optimizer)
         history = {}
     parallel.prepare(autoencoder)
-    callbacks = [
-        *parallel.callbacks(),
-        Checkpoint(run_dir, history, training.seed, writes=parallel.is_chief),
-    ]
+    callbacks = [Checkpoint(run_dir, history, training.seed, writes=parallel.is_chief)]
     if progress:
         callbacks.append(EpochProgress(training.epochs, len(train_data)))
     started = time.perf_counter()
