@@ -21,14 +21,26 @@ DEMO_ARGS ?=
 demo: install
 	$(PYTHON) -m faconvlstm demo $(DEMO_ARGS)
 
-# The suite runs once per backend; pytest's exit code 5 (no test collected) fails the run.
+# The suite runs once per backend, the backends side by side (each leaves a core idle much of
+# the time): the first backend's output streams, the others' logs follow when they end.
+# pytest's exit code 5 (no test collected) fails the run.
+TEST_LOGS ?= .test-logs
 test: install-test
-	@for backend in $(BACKENDS); do \
-		echo "== faconvlstm tests on the $$backend backend =="; \
-		KERAS_BACKEND=$$backend $(PYTHON) -m pytest $(PYTEST_ARGS); status=$$?; \
-		if [ $$status -eq 5 ]; then echo "no tests were collected on $$backend"; exit 1; fi; \
-		if [ $$status -ne 0 ]; then exit $$status; fi; \
-	done
+	@mkdir -p $(TEST_LOGS); first=$(firstword $(BACKENDS)); \
+	for backend in $(wordlist 2,99,$(BACKENDS)); do \
+		(KERAS_BACKEND=$$backend $(PYTHON) -m pytest $(PYTEST_ARGS) > $(TEST_LOGS)/$$backend.log 2>&1; \
+		 echo $$? > $(TEST_LOGS)/$$backend.status) & \
+	done; \
+	echo "== faconvlstm tests on the $$first backend =="; \
+	KERAS_BACKEND=$$first $(PYTHON) -m pytest $(PYTEST_ARGS); echo $$? > $(TEST_LOGS)/$$first.status; \
+	wait; failed=0; \
+	for backend in $(BACKENDS); do \
+		if [ $$backend != $$first ]; then \
+			echo "== faconvlstm tests on the $$backend backend =="; cat $(TEST_LOGS)/$$backend.log; fi; \
+		status=$$(cat $(TEST_LOGS)/$$backend.status); \
+		if [ $$status -eq 5 ]; then echo "no tests were collected on $$backend"; failed=1; \
+		elif [ $$status -ne 0 ]; then echo "tests failed on $$backend (exit $$status)"; failed=1; fi; \
+	done; exit $$failed
 
 benchmark: install
 	$(PYTHON) benchmarks/layer_speed.py
