@@ -22,13 +22,14 @@ demo: install
 	$(PYTHON) -m faconvlstm demo $(DEMO_ARGS)
 
 # The suite runs once per backend, the backends side by side (each leaves a core idle much of
-# the time): the first backend's output streams, the others' logs follow when they end.
-# pytest's exit code 5 (no test collected) fails the run.
+# the time; the others with one thread each): the first backend's output streams, the
+# others' logs follow when they end. pytest's exit code 5 (no test collected) fails the run.
 TEST_LOGS ?= .test-logs
 test: install-test
 	@mkdir -p $(TEST_LOGS); first=$(firstword $(BACKENDS)); \
 	for backend in $(wordlist 2,99,$(BACKENDS)); do \
-		(KERAS_BACKEND=$$backend $(PYTHON) -m pytest $(PYTEST_ARGS) > $(TEST_LOGS)/$$backend.log 2>&1; \
+		(OMP_NUM_THREADS=1 KERAS_BACKEND=$$backend $(PYTHON) -m pytest $(PYTEST_ARGS) \
+		 > $(TEST_LOGS)/$$backend.log 2>&1; \
 		 echo $$? > $(TEST_LOGS)/$$backend.status) & \
 	done; \
 	echo "== faconvlstm tests on the $$first backend =="; \
