@@ -203,9 +203,9 @@ def _process_group_scope():
             dist.destroy_process_group()
 
 
-def _global_sum(tensor):
-    """The sum of ``tensor`` over all processes, differentiable: the gradient each process
-    receives is the sum of all processes' gradients of the result."""
+@functools.cache
+def _global_sum_function():
+    """The autograd function of :func:`_global_sum` (defined once torch is needed)."""
     import torch
     import torch.distributed as dist
 
@@ -222,7 +222,13 @@ def _global_sum(tensor):
             dist.all_reduce(total)
             return total
 
-    return GlobalSum.apply(tensor)
+    return GlobalSum
+
+
+def _global_sum(tensor):
+    """The sum of ``tensor`` over all processes, differentiable: the gradient each process
+    receives is the sum of all processes' gradients of the result."""
+    return _global_sum_function().apply(tensor)
 
 
 def _global_moments(layer, inputs, mask):
@@ -261,10 +267,7 @@ def _global_loss(model: keras.Model, x: dict, y_pred, processes: int, training: 
 
 def _update_metrics(model: keras.Model, loss, processes: int) -> dict:
     """Track the loss of the global batch: the mean of the processes' rescaled losses."""
-    import torch.distributed as dist
-
-    global_loss = loss.detach().clone()
-    dist.all_reduce(global_loss)
+    global_loss = _global_sum(loss.detach())
     for metric in model.metrics:
         if metric.name == "loss":
             metric.update_state(global_loss / processes)

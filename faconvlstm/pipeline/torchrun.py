@@ -71,7 +71,7 @@ def main(spec_file: str) -> int:
         if first:
             _write(spec["outcome"], {"error": str(error), "kind": type(error).__name__})
         return 1
-    if result.is_chief:
+    if first:
         _write(spec["outcome"], {**dataclasses.asdict(result), "run_dir": str(result.run_dir)})
     return 0
 
