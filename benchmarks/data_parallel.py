@@ -90,8 +90,9 @@ def measure(arguments, cell: str, devices: int) -> float:
                         f"--nproc-per-node={devices}"]
     for name in ("backend", "batch", "window", "nlat", "nlon", "steps", "warmup"):
         command += [f"--{name}", str(getattr(arguments, name))]
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True,
-                               check=True)
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
+    if completed.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{completed.stderr[-4000:]}")
     line = next(line for line in completed.stdout.splitlines() if line.startswith(MARKER))
     return json.loads(line[len(MARKER):])["seconds"]
 
