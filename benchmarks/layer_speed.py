@@ -19,8 +19,8 @@ layer's output shape.
   they are synchronous on every backend)
 * params           = ``layer.count_params()``
 * forward MACs     = analytic count (``faconvlstm.evaluation.cost``)
-* peak extra memory = ``ru_maxrss`` at the end of the child minus the RSS right
-  after building model and data (before the first step).
+* peak extra memory = the child's peak resident memory (high-water mark reset after
+  building model and data) minus its resident memory at that point.
 
 Examples::
 
@@ -138,17 +138,6 @@ def configure_env(args):
 # --------------------------------------------------------------------------
 # Child: one measurement
 # --------------------------------------------------------------------------
-def current_rss_kib():
-    """Current resident set size in KiB (Linux /proc; falls back to ru_maxrss)."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
-    except Exception:
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def proc_stat_ticks():
     """(total, busy) CPU ticks over all cores from /proc/stat, or None."""
     try:
@@ -163,20 +152,6 @@ def proc_stat_ticks():
 def own_cpu_ticks():
     t = os.times()
     return (t.user + t.system) * os.sysconf("SC_CLK_TCK")
-
-
-def reset_peak_rss():
-    """Reset the kernel's RSS high-water mark (Linux >= 4.0); best effort.
-
-    Without it, a transient peak while importing/building could hide the
-    peak of the measured steps.
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except Exception:
-        return False
 
 
 def build_layer(name, args, keras):
@@ -194,7 +169,6 @@ def build_layer(name, args, keras):
 
 def run_child(args):
     import gc
-    import resource
 
     import numpy as np
 
@@ -207,6 +181,9 @@ def run_child(args):
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
 
     import keras
+
+    sys.path.insert(0, REPO_ROOT)
+    from faconvlstm.evaluation.memory import reset_peak, resident_mib
 
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -230,9 +207,8 @@ def run_child(args):
             return model.predict_on_batch(x)
 
     gc.collect()
-    rss_before = current_rss_kib()
-    peak_reset = reset_peak_rss()
-    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = resident_mib("VmRSS")
+    reset_peak()
 
     stat_w, own_w = proc_stat_ticks(), own_cpu_ticks()
     first_s = None
@@ -259,7 +235,7 @@ def run_child(args):
             other_cpu = max(0.0, ((stat1[1] - sa[1]) - (own1 - oa)) / (stat1[0] - sa[0]))
             break
 
-    maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = resident_mib("VmHWM")
     result = dict(
         layer=layer_name,
         mode=mode,
@@ -270,12 +246,10 @@ def run_child(args):
         min_s=min(times),
         times_s=times,
         first_call_s=first_s,
-        rss_before_kib=rss_before,
-        maxrss_before_kib=maxrss_before,
-        maxrss_after_kib=maxrss_after,
-        peak_reset=peak_reset,
+        rss_before_mib=rss_before,
+        peak_mib=peak,
         other_cpu_fraction=other_cpu,
-        peak_extra_mib=max(0, maxrss_after - rss_before) / 1024.0,
+        peak_extra_mib=max(0.0, peak - rss_before),
     )
     sys.stdout.write(RESULT_MARKER + json.dumps(result) + "\n")
     sys.stdout.flush()

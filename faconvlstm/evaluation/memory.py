@@ -20,7 +20,7 @@ import numpy as np
 STEPS = 2
 
 
-def _status_mib(field: str) -> float:
+def resident_mib(field: str) -> float:
     """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB."""
     with open("/proc/self/status") as status:
         for line in status:
@@ -29,7 +29,7 @@ def _status_mib(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}; peak memory needs Linux.")
 
 
-def _reset_peak() -> None:
+def reset_peak() -> None:
     """Reset the kernel's resident-memory high-water mark, so that a transient peak while
     importing or building does not hide the peak of the measured steps."""
     with open("/proc/self/clear_refs", "w") as clear_refs:
@@ -62,11 +62,11 @@ def _measure(config_path: str, batch_path: str) -> float:
     batch = dict(np.load(batch_path))
     model = build_autoencoder(config)
     model.compile(optimizer=keras.optimizers.Adam())
-    before = _status_mib("VmRSS")
-    _reset_peak()
+    before = resident_mib("VmRSS")
+    reset_peak()
     for _ in range(STEPS):
         model.train_on_batch(batch)
-    return max(_status_mib("VmHWM") - before, 0.0)
+    return max(resident_mib("VmHWM") - before, 0.0)
 
 
 if __name__ == "__main__":
