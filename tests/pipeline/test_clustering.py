@@ -41,6 +41,10 @@ def test_no_transition_from_or_to_a_break():
     np.testing.assert_allclose(transition_matrix(np.array([0, 1, -1, 1, 0]), 2), [[0, 1], [1, 0]])
 
 
+def test_a_regime_never_followed_by_a_labelled_step_has_a_row_of_zeros():
+    np.testing.assert_allclose(transition_matrix(np.array([0, 0, 1]), 2), [[0.5, 0.5], [0, 0]])
+
+
 def test_with_breaks_marks_every_gap_in_time():
     days = xr.date_range("2000-01-01", periods=6, freq="D").delete([2, 3])
     time = xr.DataArray(days, dims="time")
