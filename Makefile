@@ -26,7 +26,7 @@ demo: install
 # others' logs follow when they end. pytest's exit code 5 (no test collected) fails the run.
 TEST_LOGS ?= .test-logs
 test: install-test
-	@mkdir -p $(TEST_LOGS); first=$(firstword $(BACKENDS)); \
+	@mkdir -p $(TEST_LOGS); rm -f $(TEST_LOGS)/*.status; first=$(firstword $(BACKENDS)); \
 	for backend in $(wordlist 2,99,$(BACKENDS)); do \
 		(OMP_NUM_THREADS=1 KERAS_BACKEND=$$backend $(PYTHON) -m pytest $(PYTEST_ARGS) \
 		 > $(TEST_LOGS)/$$backend.log 2>&1; \
@@ -38,8 +38,9 @@ test: install-test
 	for backend in $(BACKENDS); do \
 		if [ $$backend != $$first ]; then \
 			echo "== faconvlstm tests on the $$backend backend =="; cat $(TEST_LOGS)/$$backend.log; fi; \
-		status=$$(cat $(TEST_LOGS)/$$backend.status); \
-		if [ $$status -eq 5 ]; then echo "no tests were collected on $$backend"; failed=1; \
+		status=$$(cat $(TEST_LOGS)/$$backend.status 2>/dev/null || echo missing); \
+		if [ $$status = missing ]; then echo "the $$backend suite ended without an exit status"; failed=1; \
+		elif [ $$status -eq 5 ]; then echo "no tests were collected on $$backend"; failed=1; \
 		elif [ $$status -ne 0 ]; then echo "tests failed on $$backend (exit $$status)"; failed=1; fi; \
 	done; exit $$failed
 

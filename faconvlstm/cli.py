@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 import faconvlstm
+from faconvlstm.errors import INPUT_ERRORS
 
 console = Console(stderr=True)
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, OSError)
 
 
 def user_errors(command):
@@ -24,7 +24,7 @@ def user_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except USER_ERRORS as error:
+        except INPUT_ERRORS as error:
             raise click.ClickException(str(error)) from None
 
     return wrapper

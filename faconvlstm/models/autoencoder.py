@@ -24,6 +24,9 @@ from faconvlstm.layers import (
 from faconvlstm.models.decoder import UPSAMPLING, FrameDecoder
 from faconvlstm.models.losses import MaskedReconstructionLoss
 
+#: The layer whose added loss is the masked reconstruction error.
+RECONSTRUCTION_LAYER = "reconstruction"
+
 #: The model's inputs: normalised frames with invalid cells set to 0, the per-cell loss
 #: weight (cos latitude where valid, 0 where not), both ``(B, T, H, W, C)``, and the fraction
 #: of the calendar year of each step ``(B, T)``.
@@ -165,7 +168,7 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
         config.grid, config.channels, config.decoder_filters, name="decoder",
         dtype=config.precision,
     )(embedding)
-    reconstruction = MaskedReconstructionLoss(name="reconstruction", dtype="float32")(
+    reconstruction = MaskedReconstructionLoss(name=RECONSTRUCTION_LAYER, dtype="float32")(
         [reconstruction, frames, weights]
     )
     name = f"{config.cell}_autoencoder"

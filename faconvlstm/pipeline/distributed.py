@@ -20,9 +20,7 @@ import os
 import keras
 
 import faconvlstm.backends
-
-#: The layer whose added loss is the masked reconstruction error (see ``build_autoencoder``).
-RECONSTRUCTION_LAYER = "reconstruction"
+from faconvlstm.models.autoencoder import RECONSTRUCTION_LAYER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +97,8 @@ class DataParallel:
 def data_parallel(devices: int, batch_size: int) -> DataParallel:
     """Check that ``batch_size`` windows can train on ``devices`` devices here, and how.
 
-    On PyTorch, more than one device needs one process per device (``torchrun``); this
-    joins them into one process group.
+    On PyTorch, more than one device needs one process per device (``torchrun``); they train
+    in one process group inside :meth:`DataParallel.scope`.
     """
     if devices < 1:
         raise ValueError(f"devices must be a positive integer; got {devices}.")
@@ -126,8 +124,7 @@ def data_parallel(devices: int, batch_size: int) -> DataParallel:
     check_batch_split(devices, batch_size)
     if processes == 1:
         return DataParallel(devices)
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", processes))
-    return DataParallel(devices, _join_process_group(), processes, local)
+    return DataParallel(devices, int(os.environ.get("RANK", "0")), processes, _local_processes())
 
 
 def needs_torchrun(devices: int) -> bool:
@@ -175,32 +172,33 @@ def _check_torch_processes(devices: int, processes: int) -> None:
             f"torchrun started {processes} processes but devices is {devices}; with PyTorch "
             f"each device is one process, so pass --devices {processes}."
         )
-    check_gpus(int(os.environ.get("LOCAL_WORLD_SIZE", processes)))
+    check_gpus(_local_processes())
 
 
-def _join_process_group() -> int:
-    """Join the process group torchrun set up (once per process); this process's rank."""
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-            dist.init_process_group("cpu:gloo,cuda:nccl")
-        else:
-            dist.init_process_group("gloo")
-    return dist.get_rank()
+def _local_processes() -> int:
+    """How many of torchrun's processes run on this host."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
 
 
 @contextlib.contextmanager
 def _process_group_scope():
+    """Inside: the process group torchrun set up, joined here unless the caller already
+    had; a group joined here ends on leaving, however that happens."""
+    import torch
     import torch.distributed as dist
 
+    if dist.is_initialized():
+        yield
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        dist.init_process_group("cpu:gloo,cuda:nccl")
+    else:
+        dist.init_process_group("gloo")
     try:
         yield
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        dist.destroy_process_group()
 
 
 @functools.cache
@@ -236,7 +234,6 @@ def _global_moments(layer, inputs, mask):
     import torch
 
     axes = layer._reduction_axes
-    inputs = inputs.float()
     if mask is None:
         present = torch.ones_like(inputs)
     else:

@@ -11,19 +11,18 @@ several hosts) calls ``fit`` in each process instead.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from faconvlstm.pipeline.runs import DataSelection, TrainingSettings
+from faconvlstm.errors import INPUT_ERRORS
+from faconvlstm.pipeline.runs import DataSelection, TrainingSettings, read_json, write_json
 from faconvlstm.pipeline.training import TrainingResult, fit
 
-#: Input errors a process reports back to :func:`launch`, which raises them again.
-REPORTED_ERRORS = {error.__name__: error for error in
-                   (ValueError, FileNotFoundError, PermissionError, OSError)}
+#: The types an input error in a process comes back to :func:`launch` as, most specific first.
+PASSED_BACK = (FileNotFoundError, PermissionError, *INPUT_ERRORS)
 
 
 def launch(data: DataSelection, run_dir: str | os.PathLike, model: dict,
@@ -31,23 +30,24 @@ def launch(data: DataSelection, run_dir: str | os.PathLike, model: dict,
     """``fit`` in ``training.devices`` processes of this host under ``torchrun``."""
     with tempfile.TemporaryDirectory(prefix="faconvlstm-torchrun-") as folder:
         spec, outcome_file = Path(folder) / "spec.json", Path(folder) / "outcome.json"
-        spec.write_text(json.dumps({
+        write_json(spec, {
             "data": dataclasses.asdict(data),
             "run_dir": os.fspath(run_dir),
             "model": model,
             "training": dataclasses.asdict(training),
             "progress": progress,
             "outcome": os.fspath(outcome_file),
-        }))
+        })
         command = [
             sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc-per-node={training.devices}", "-m", __name__, os.fspath(spec),
         ]
         completed = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": "torch"},
                                    check=False)
-        outcome = json.loads(outcome_file.read_text()) if outcome_file.exists() else {}
+        outcome = read_json(outcome_file) if outcome_file.exists() else {}
     if "error" in outcome:
-        raise REPORTED_ERRORS.get(outcome["kind"], RuntimeError)(outcome["error"])
+        kinds = {kind.__name__: kind for kind in PASSED_BACK}
+        raise kinds[outcome["kind"]](outcome["error"])
     if completed.returncode or not outcome:
         raise RuntimeError(
             f"Training in {training.devices} processes under torchrun failed (exit status "
@@ -56,23 +56,21 @@ def launch(data: DataSelection, run_dir: str | os.PathLike, model: dict,
     return TrainingResult(**{**outcome, "run_dir": Path(outcome["run_dir"])})
 
 
-def _write(path: str, outcome: dict) -> None:
-    Path(path).write_text(json.dumps(outcome))
-
-
 def main(spec_file: str) -> int:
     """One of the processes :func:`launch` starts: train, and report from the first."""
-    spec = json.loads(Path(spec_file).read_text())
+    spec = read_json(Path(spec_file))
     first = os.environ.get("RANK", "0") == "0"
     try:
         result = fit(DataSelection(**spec["data"]), spec["run_dir"], spec["model"],
                      TrainingSettings(**spec["training"]), spec["progress"])
-    except tuple(REPORTED_ERRORS.values()) as error:
+    except INPUT_ERRORS as error:
         if first:
-            _write(spec["outcome"], {"error": str(error), "kind": type(error).__name__})
+            kind = next(kind for kind in PASSED_BACK if isinstance(error, kind))
+            write_json(Path(spec["outcome"]), {"error": str(error), "kind": kind.__name__})
         return 1
     if first:
-        _write(spec["outcome"], {**dataclasses.asdict(result), "run_dir": str(result.run_dir)})
+        outcome = {**dataclasses.asdict(result), "run_dir": str(result.run_dir)}
+        write_json(Path(spec["outcome"]), outcome)
     return 0
 
 

@@ -214,41 +214,41 @@ def fit(
 
         return launch(data, run_dir, model, training, progress)
     parallel = data_parallel(training.devices, training.batch_size)
-    # CPU devices share the host's memory.
-    check_training_memory(config, training.batch_size, parallel.local_processes)
-    epochs_done = parallel.agree(
-        _prepare_run_dir(run_dir, record, writes=parallel.is_chief), "numbers of epochs done"
-    )
-
-    keras.utils.set_random_seed(training.seed)
-    preprocessor_file = run_dir / PREPROCESSOR_FILE
-    if epochs_done and preprocessor_file.exists():
-        preprocessor = Preprocessor.load(preprocessor_file)
-        train_fields = preprocessor.transform(train_fields)
-    else:
-        preprocessor = make_preprocessor(training.log1p, training.detrend, training.anomalies)
-        train_fields = preprocessor.fit_transform(train_fields)
-        if parallel.is_chief:
-            preprocessor.save(preprocessor_file)
-    train_data = WindowDataset(
-        train_fields,
-        config.window,
-        train_starts,
-        training.batch_size,
-        shuffle=True,
-        seed=training.seed,
-        epoch=epochs_done,
-        drop_remainder=training.devices > 1,
-        shard=parallel.shard,
-    )
-    validation_data = None
-    if validation_fields is not None:
-        validation_fields = preprocessor.transform(validation_fields)
-        validation_data = WindowDataset(
-            validation_fields, config.window, validation_starts, training.batch_size,
-            drop_remainder=training.devices > 1, shard=parallel.shard,
+    with parallel.scope():  # joins (and leaves) a PyTorch process group
+        # CPU devices share the host's memory.
+        check_training_memory(config, training.batch_size, parallel.local_processes)
+        epochs_done = parallel.agree(
+            _prepare_run_dir(run_dir, record, writes=parallel.is_chief), "numbers of epochs done"
         )
-    with parallel.scope():
+
+        keras.utils.set_random_seed(training.seed)
+        preprocessor_file = run_dir / PREPROCESSOR_FILE
+        if epochs_done and preprocessor_file.exists():
+            preprocessor = Preprocessor.load(preprocessor_file)
+            train_fields = preprocessor.transform(train_fields)
+        else:
+            preprocessor = make_preprocessor(training.log1p, training.detrend, training.anomalies)
+            train_fields = preprocessor.fit_transform(train_fields)
+            if parallel.is_chief:
+                preprocessor.save(preprocessor_file)
+        train_data = WindowDataset(
+            train_fields,
+            config.window,
+            train_starts,
+            training.batch_size,
+            shuffle=True,
+            seed=training.seed,
+            epoch=epochs_done,
+            drop_remainder=training.devices > 1,
+            shard=parallel.shard,
+        )
+        validation_data = None
+        if validation_fields is not None:
+            validation_fields = preprocessor.transform(validation_fields)
+            validation_data = WindowDataset(
+                validation_fields, config.window, validation_starts, training.batch_size,
+                drop_remainder=training.devices > 1, shard=parallel.shard,
+            )
         return _train(run_dir, config, training, epochs_done, train_data, validation_data,
                       progress and parallel.is_chief, parallel)
 

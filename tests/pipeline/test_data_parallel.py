@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import xarray as xr
 
 import faconvlstm
 from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
-from faconvlstm.pipeline.distributed import data_parallel
+from faconvlstm.pipeline.distributed import DataParallel, data_parallel
 from faconvlstm.pipeline.runs import PROGRESS_FILE
 from tests.conftest import MODEL, VARIABLES
 
@@ -124,3 +125,51 @@ def test_processes_that_do_not_match_the_devices_are_refused(monkeypatch):
         data_parallel(1, 8)
     with pytest.raises(ValueError, match="cannot be split evenly across 2 devices"):
         data_parallel(2, 7)
+
+
+@pytest.mark.skipif(faconvlstm.backend() != "torch", reason="process groups are PyTorch's")
+def test_the_scope_ends_the_process_group_it_joined_even_on_an_error(monkeypatch):
+    import torch.distributed as dist
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"WORLD_SIZE": "1", "RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(name, value)
+    parallel = DataParallel(devices=2, rank=0, processes=2)
+    with pytest.raises(ValueError, match="inside"), parallel.scope():
+        assert dist.is_initialized()
+        raise ValueError("inside")
+    assert not dist.is_initialized()
+    # A group the caller joined itself is the caller's to end.
+    dist.init_process_group("gloo")
+    try:
+        with parallel.scope():
+            pass
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("raised,passed_back", [
+    (FileNotFoundError("no such file"), "FileNotFoundError"),
+    (IsADirectoryError("a folder, not a file"), "OSError"),
+    (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "ValueError"),
+])
+def test_a_process_passes_back_an_input_error_as_a_type_launch_can_raise(
+    tmp_path, monkeypatch, raised, passed_back
+):
+    from faconvlstm.pipeline import torchrun
+    from faconvlstm.pipeline.runs import read_json, write_json
+
+    def failing_fit(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(torchrun, "fit", failing_fit)
+    monkeypatch.setenv("RANK", "0")
+    spec, outcome = tmp_path / "spec.json", tmp_path / "outcome.json"
+    write_json(spec, {"data": {"source": "x.nc", "variables": ["t2m"]}, "run_dir": "run",
+                      "model": {}, "training": {}, "progress": False, "outcome": str(outcome)})
+    assert torchrun.main(str(spec)) == 1
+    assert read_json(outcome) == {"error": str(raised), "kind": passed_back}
