@@ -1,11 +1,11 @@
 """Training on several PyTorch devices from one call: ``fit`` starts ``torchrun`` itself.
 
-:func:`launch` writes the run's settings to a JSON file and runs ``python -m
-torch.distributed.run --standalone --nproc-per-node=N -m faconvlstm.pipeline.torchrun SPEC``;
-each of the N processes runs :func:`~faconvlstm.pipeline.training.fit` on the settings, and
-the first writes what it did (or the input error that stopped it) for :func:`launch` to
-return (or raise). A job already running under ``torchrun`` (``WORLD_SIZE`` set, e.g. on
-several hosts) calls ``fit`` in each process instead.
+:func:`launch` writes the run's settings to a JSON file and starts (:func:`start`) the
+equivalent of ``torchrun --standalone --nproc-per-node=N -m faconvlstm.pipeline.torchrun
+SPEC``; each of the N processes runs :func:`~faconvlstm.pipeline.training.fit` on the
+settings, and the first writes what it did (or the input error that stopped it) for
+:func:`launch` to return (or raise). A job already running under ``torchrun``
+(``WORLD_SIZE`` set, e.g. on several hosts) calls ``fit`` in each process instead.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from faconvlstm.errors import INPUT_ERRORS
 from faconvlstm.pipeline.runs import DataSelection, TrainingSettings, read_json, write_json
 from faconvlstm.pipeline.training import TrainingResult, fit
 
+#: The first argument that makes ``python -m faconvlstm.pipeline.torchrun`` start the
+#: processes (:func:`start`) rather than be one of them (:func:`main`).
+START = "--start"
 #: The types an input error in a process comes back to :func:`launch` as, most specific first.
 PASSED_BACK = (FileNotFoundError, PermissionError, *INPUT_ERRORS)
 
@@ -38,10 +41,7 @@ def launch(data: DataSelection, run_dir: str | os.PathLike, model: dict,
             "progress": progress,
             "outcome": os.fspath(outcome_file),
         })
-        command = [
-            sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={training.devices}", "-m", __name__, os.fspath(spec),
-        ]
+        command = [sys.executable, "-m", __name__, START, str(training.devices), os.fspath(spec)]
         completed = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": "torch"},
                                    check=False)
         outcome = read_json(outcome_file) if outcome_file.exists() else {}
@@ -54,6 +54,24 @@ def launch(data: DataSelection, run_dir: str | os.PathLike, model: dict,
             f"{completed.returncode}); the messages above say why."
         )
     return TrainingResult(**{**outcome, "run_dir": Path(outcome["run_dir"])})
+
+
+def start(processes: int, spec_file: str) -> int:
+    """Run :func:`main` in ``processes`` processes under ``torchrun``; their exit status.
+
+    A process that fails has said why (an input error in the outcome file, anything else
+    on its standard error), so torchrun's own traceback of the failure is left out.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    try:
+        run(parse_args(
+            ["--standalone", f"--nproc-per-node={processes}", "-m", __spec__.name, spec_file]
+        ))
+    except ChildFailedError:
+        return 1
+    return 0
 
 
 def main(spec_file: str) -> int:
@@ -75,4 +93,6 @@ def main(spec_file: str) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == START:
+        sys.exit(start(int(sys.argv[2]), sys.argv[3]))
     sys.exit(main(sys.argv[1]))
