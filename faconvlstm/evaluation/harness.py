@@ -244,9 +244,11 @@ def evaluate(
     embeddings, inference, trained = {}, {}, {}
     for (name, seed), result in runs.results.items():
         clock = time.perf_counter()
-        trained[name, seed] = TrainedRun(result.run_dir)
-        embeddings[name, seed] = trained[name, seed].embed(fields)
+        run = TrainedRun(result.run_dir)
+        embeddings[name, seed] = run.embed(fields)
         inference[name, seed] = time.perf_counter() - clock
+        if seed == 0:  # the robustness and mechanism maps use the first seed's models
+            trained[name] = run
 
     preprocessor = Preprocessor.load(runs.results[FA, 0].run_dir / PREPROCESSOR_FILE)
     train_fields = split_years(fields, 1)[0]
@@ -327,7 +329,7 @@ def evaluate(
 
     robustness = {}
     for name in main:
-        run, clean = trained[name, 0], embeddings[name, 0]
+        run, clean = trained[name], embeddings[name, 0]
         rows = np.isfinite(clean).all(axis=1)
         kmeans = KMeans(settings.k, n_init=10, random_state=0).fit(clean[rows])
         clean_labels = kmeans.predict(clean[rows])
@@ -377,6 +379,6 @@ def evaluate(
         cka_matrices=cka_matrices, probes=probes, probe_targets=probe_targets,
         robustness=robustness, ablations=ablation_table, clustering=clustering,
         histories=histories, labels=labels,
-        mechanisms=mechanism_maps(trained[FA, 0], fields, labels[FA], settings.k),
+        mechanisms=mechanism_maps(trained[FA], fields, labels[FA], settings.k),
         embeddings=embeddings, time=fields["time"], seconds=time.perf_counter() - started,
     )
