@@ -183,7 +183,7 @@ def run_child(args):
     import keras
 
     sys.path.insert(0, REPO_ROOT)
-    from faconvlstm.evaluation.memory import reset_peak, resident_mib
+    from faconvlstm.evaluation.memory import PeakMemory
 
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -207,23 +207,21 @@ def run_child(args):
             return model.predict_on_batch(x)
 
     gc.collect()
-    rss_before = resident_mib("VmRSS")
-    reset_peak()
-
-    stat_w, own_w = proc_stat_ticks(), own_cpu_ticks()
-    first_s = None
-    for i in range(args.warmup):
-        t0 = time.perf_counter()
-        step()
-        if i == 0:
-            first_s = time.perf_counter() - t0
-    stat0, own0 = proc_stat_ticks(), own_cpu_ticks()
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    stat1, own1 = proc_stat_ticks(), own_cpu_ticks()
+    with PeakMemory() as memory:
+        stat_w, own_w = proc_stat_ticks(), own_cpu_ticks()
+        first_s = None
+        for i in range(args.warmup):
+            t0 = time.perf_counter()
+            step()
+            if i == 0:
+                first_s = time.perf_counter() - t0
+        stat0, own0 = proc_stat_ticks(), own_cpu_ticks()
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        stat1, own1 = proc_stat_ticks(), own_cpu_ticks()
     # Share of all cores used by *other* processes during the timed calls:
     # a contention indicator (timings are unreliable when it is high).
     # /proc/stat counts 10 ms ticks, so short windows are widened to include the
@@ -235,7 +233,6 @@ def run_child(args):
             other_cpu = max(0.0, ((stat1[1] - sa[1]) - (own1 - oa)) / (stat1[0] - sa[0]))
             break
 
-    peak = resident_mib("VmHWM")
     result = dict(
         layer=layer_name,
         mode=mode,
@@ -246,10 +243,8 @@ def run_child(args):
         min_s=min(times),
         times_s=times,
         first_call_s=first_s,
-        rss_before_mib=rss_before,
-        peak_mib=peak,
         other_cpu_fraction=other_cpu,
-        peak_extra_mib=max(0.0, peak - rss_before),
+        peak_extra_mib=memory.extra_mib,
     )
     sys.stdout.write(RESULT_MARKER + json.dumps(result) + "\n")
     sys.stdout.flush()

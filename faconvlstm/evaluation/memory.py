@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import final
 
 import numpy as np
 
@@ -20,7 +21,7 @@ import numpy as np
 STEPS = 2
 
 
-def resident_mib(field: str) -> float:
+def _resident_mib(field: str) -> float:
     """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB."""
     with open("/proc/self/status") as status:
         for line in status:
@@ -29,11 +30,25 @@ def resident_mib(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}; peak memory needs Linux.")
 
 
-def reset_peak() -> None:
-    """Reset the kernel's resident-memory high-water mark, so that a transient peak while
-    importing or building does not hide the peak of the measured steps."""
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
+@final
+class PeakMemory:
+    """``with PeakMemory() as peak: ...`` sets ``peak.extra_mib``: the peak resident memory of
+    this process within the block above its resident memory on entering (MiB).
+
+    The kernel's high-water mark is reset on entering, so that a transient peak while
+    importing or building does not hide the peak of the measured code.
+    """
+
+    extra_mib: float | None = None
+
+    def __enter__(self) -> PeakMemory:
+        self._before = _resident_mib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.extra_mib = max(_resident_mib("VmHWM") - self._before, 0.0)
 
 
 def peak_training_memory(config: dict, batch: dict[str, np.ndarray]) -> float:
@@ -62,11 +77,10 @@ def _measure(config_path: str, batch_path: str) -> float:
     batch = dict(np.load(batch_path))
     model = build_autoencoder(config)
     model.compile(optimizer=keras.optimizers.Adam())
-    before = resident_mib("VmRSS")
-    reset_peak()
-    for _ in range(STEPS):
-        model.train_on_batch(batch)
-    return max(resident_mib("VmHWM") - before, 0.0)
+    with PeakMemory() as peak:
+        for _ in range(STEPS):
+            model.train_on_batch(batch)
+    return peak.extra_mib
 
 
 if __name__ == "__main__":
