@@ -47,7 +47,8 @@ class DataParallel:
         return self.rank, self.processes
 
     def scope(self):
-        """The context to build and train the model in (the process group ends with it)."""
+        """The context to train in: on PyTorch the process group, joined on entering and left
+        on leaving; on JAX the distribution over the devices."""
         if self.processes > 1:
             return _process_group_scope()
         if self.devices > 1:
@@ -90,8 +91,11 @@ class DataParallel:
         wrapped = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-        model.train_step = functools.partial(_train_step, model, wrapped, self.processes)
-        model.test_step = functools.partial(_test_step, model, self.processes)
+        reconstruction = model.get_layer(RECONSTRUCTION_LAYER)
+        model.train_step = functools.partial(
+            _train_step, model, wrapped, reconstruction, self.processes
+        )
+        model.test_step = functools.partial(_test_step, model, reconstruction, self.processes)
 
 
 def data_parallel(devices: int, batch_size: int) -> DataParallel:
@@ -250,12 +254,13 @@ def _global_moments(layer, inputs, mask):
     return torch.squeeze(mean, axes), torch.squeeze(variance, axes)
 
 
-def _global_loss(model: keras.Model, x: dict, y_pred, processes: int, training: bool):
+def _global_loss(model: keras.Model, reconstruction_layer, x: dict, y_pred, processes: int,
+                 training: bool):
     """This process's loss, rescaled so that its average over the processes is the loss of
     the global batch: the reconstruction error is normalised by the weight of all processes'
     windows, not of this process's alone."""
     loss = model.compute_loss(x=x, y_pred=y_pred, training=training)
-    reconstruction = model.get_layer(RECONSTRUCTION_LAYER).losses[0]
+    reconstruction = reconstruction_layer.losses[0]
     local_weight = keras.ops.sum(keras.ops.convert_to_tensor(x["weights"])).detach()
     total_weight = _global_sum(local_weight).clamp_min(keras.backend.epsilon())
     share = processes * local_weight.clamp_min(keras.backend.epsilon()) / total_weight
@@ -271,7 +276,8 @@ def _update_metrics(model: keras.Model, loss, processes: int) -> dict:
     return {metric.name: metric.result() for metric in model.metrics}
 
 
-def _train_step(model: keras.Model, wrapped, processes: int, data) -> dict:
+def _train_step(model: keras.Model, wrapped, reconstruction_layer, processes: int,
+                data) -> dict:
     """Keras' PyTorch train step, with the forward pass through ``DistributedDataParallel``
     (whose hooks average the gradients during ``backward``)."""
     import torch
@@ -279,7 +285,7 @@ def _train_step(model: keras.Model, wrapped, processes: int, data) -> dict:
     x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
     y_pred = wrapped(x, training=True)
     model.zero_grad()
-    loss = _global_loss(model, x, y_pred, processes, training=True)
+    loss = _global_loss(model, reconstruction_layer, x, y_pred, processes, training=True)
     model.optimizer.scale_loss(loss).backward()
     weights = model.trainable_weights[:]
     with torch.no_grad():
@@ -287,8 +293,8 @@ def _train_step(model: keras.Model, wrapped, processes: int, data) -> dict:
     return _update_metrics(model, loss, processes)
 
 
-def _test_step(model: keras.Model, processes: int, data) -> dict:
+def _test_step(model: keras.Model, reconstruction_layer, processes: int, data) -> dict:
     x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
     y_pred = model(x, training=False)
-    loss = _global_loss(model, x, y_pred, processes, training=False)
+    loss = _global_loss(model, reconstruction_layer, x, y_pred, processes, training=False)
     return _update_metrics(model, loss, processes)
