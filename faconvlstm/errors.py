@@ -1,8 +1,15 @@
 """The exception types faconvlstm raises for bad input.
 
-Wrong settings, shapes or values raise ``ValueError``; missing, unreadable or unwritable
-files raise ``OSError`` and its subclasses. The command line shows these as one-line
-errors, and the processes ``fit`` starts under ``torchrun`` pass them back to the caller.
+Wrong settings, shapes, values or file contents raise :class:`InputError`, a ``ValueError``
+(so ``except ValueError`` keeps working); missing, unreadable or unwritable files raise
+``OSError`` and its subclasses. The command line shows these as one-line errors and any other
+exception as a traceback marked as a bug; the processes ``fit`` starts under ``torchrun`` pass
+them back to the caller.
 """
 
-INPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, OSError)
+
+class InputError(ValueError):
+    """Bad input to faconvlstm: the message names the problem and what was expected."""
+
+
+INPUT_ERRORS: tuple[type[Exception], ...] = (InputError, OSError)

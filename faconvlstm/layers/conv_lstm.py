@@ -19,7 +19,7 @@ from keras.layers import RNN, Layer
 # The per-backend recurrence loop that keras.layers.RNN drives.
 from keras.src.backend import rnn as backend_rnn
 
-from faconvlstm.layers import arguments
+from faconvlstm import validation
 from faconvlstm.layers.attention import attention_steps
 from faconvlstm.layers.cell import FAConvLSTM2DCell
 
@@ -116,23 +116,23 @@ class FAConvLSTM2D(RNN):
         attention_chunk=None,
         **kwargs,
     ):
-        filters = arguments.positive_int(filters, "filters")
-        strides = arguments.positive_pair(strides, "strides")
-        dilation_rate = arguments.positive_pair(dilation_rate, "dilation_rate")
-        arguments.check_strides_and_dilation(strides, dilation_rate)
-        bottleneck = arguments.positive_int(bottleneck, "bottleneck", allow_none=True)
+        filters = validation.positive_int(filters, "filters")
+        strides = validation.positive_pair(strides, "strides")
+        dilation_rate = validation.positive_pair(dilation_rate, "dilation_rate")
+        validation.check_strides_and_dilation(strides, dilation_rate)
+        bottleneck = validation.positive_int(bottleneck, "bottleneck", allow_none=True)
         bottleneck = bottleneck or max(8, filters // 4)
-        attention_heads = arguments.positive_int(attention_heads, "attention_heads")
-        attention_dim = arguments.positive_int(attention_dim, "attention_dim", allow_none=True)
+        attention_heads = validation.positive_int(attention_heads, "attention_heads")
+        attention_dim = validation.positive_int(attention_dim, "attention_dim", allow_none=True)
         if attention_dim is None:
             attention_dim = -(-max(4, bottleneck // 2) // attention_heads) * attention_heads
-        arguments.check_heads(attention_dim, attention_heads)
-        data_format = arguments.data_format_name(data_format, backend.image_data_format())
+        validation.check_heads(attention_dim, attention_heads)
+        data_format = validation.data_format_name(data_format, backend.image_data_format())
         cell = FAConvLSTM2DCell(
             filters=filters,
-            kernel_size=arguments.positive_pair(kernel_size, "kernel_size"),
+            kernel_size=validation.positive_pair(kernel_size, "kernel_size"),
             strides=strides,
-            padding=arguments.padding_mode(padding),
+            padding=validation.padding_mode(padding),
             dilation_rate=dilation_rate,
             activation=activation,
             recurrent_activation=recurrent_activation,
@@ -147,20 +147,20 @@ class FAConvLSTM2D(RNN):
             kernel_constraint=kernel_constraint,
             recurrent_constraint=recurrent_constraint,
             bias_constraint=bias_constraint,
-            dropout=arguments.rate(dropout, "dropout"),
-            recurrent_dropout=arguments.rate(recurrent_dropout, "recurrent_dropout"),
+            dropout=validation.rate(dropout, "dropout"),
+            recurrent_dropout=validation.rate(recurrent_dropout, "recurrent_dropout"),
             seed=seed,
             bottleneck=bottleneck,
-            multiscale_dilations=arguments.dilation_tuple(
+            multiscale_dilations=validation.dilation_tuple(
                 multiscale_dilations, "multiscale_dilations"
             ),
             squeeze_excitation=bool(squeeze_excitation),
-            squeeze_ratio=arguments.positive_int(squeeze_ratio, "squeeze_ratio"),
+            squeeze_ratio=validation.positive_int(squeeze_ratio, "squeeze_ratio"),
             peephole=bool(peephole),
-            attention_every=arguments.non_negative_int(attention_every, "attention_every"),
+            attention_every=validation.non_negative_int(attention_every, "attention_every"),
             attention_dim=attention_dim,
             attention_heads=attention_heads,
-            attention_chunk=arguments.positive_int(
+            attention_chunk=validation.positive_int(
                 attention_chunk, "attention_chunk", allow_none=True
             ),
             name="fa_conv_lstm_cell",

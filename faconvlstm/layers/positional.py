@@ -6,7 +6,7 @@ import math
 
 from keras import layers, ops, saving
 
-from faconvlstm.layers import arguments
+from faconvlstm import validation
 
 #: Base of the transformer's geometric frequency ladder.
 POSITION_BASE = 10000.0
@@ -30,8 +30,8 @@ class SeasonalPositionalEncoding(layers.Layer):
 
     def __init__(self, harmonics: int = 3, position_dim: int = 8, **kwargs):
         super().__init__(**kwargs)
-        self.harmonics = arguments.non_negative_int(harmonics, "harmonics")
-        self.position_dim = arguments.non_negative_int(position_dim, "position_dim")
+        self.harmonics = validation.non_negative_int(harmonics, "harmonics")
+        self.position_dim = validation.non_negative_int(position_dim, "position_dim")
         if self.position_dim % 2:
             raise ValueError(
                 "`position_dim` must be even (it holds sin/cos pairs); "

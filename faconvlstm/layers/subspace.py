@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import layers, ops, saving
 
-from faconvlstm.layers import arguments
+from faconvlstm import validation
 
 #: Moving-average momentum of the pooled-feature statistics used at inference: fast enough
 #: to settle within the first few dozen training steps (Keras' default 0.99 needs hundreds,
@@ -62,8 +62,8 @@ class SubspaceHead(layers.Layer):
     ):
         super().__init__(**kwargs)
         self.normalize_pooled = bool(normalize_pooled)
-        self.embedding_dim = arguments.positive_int(embedding_dim, "embedding_dim")
-        self.projection_dim = arguments.positive_int(
+        self.embedding_dim = validation.positive_int(embedding_dim, "embedding_dim")
+        self.projection_dim = validation.positive_int(
             projection_dim, "projection_dim", allow_none=True
         )
         self.orthogonality = _orthogonality(orthogonality)

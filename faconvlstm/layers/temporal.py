@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import layers, ops, saving
 
-from faconvlstm.layers import arguments
+from faconvlstm import validation
 
 
 @saving.register_keras_serializable(package="faconvlstm")
@@ -36,10 +36,10 @@ class TemporalSelfAttention(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.heads = arguments.positive_int(heads, "heads")
-        self.key_dim = arguments.positive_int(key_dim, "key_dim", allow_none=True)
-        self.ffn_multiplier = arguments.positive_int(ffn_multiplier, "ffn_multiplier")
-        self.dropout = arguments.rate(dropout, "dropout")
+        self.heads = validation.positive_int(heads, "heads")
+        self.key_dim = validation.positive_int(key_dim, "key_dim", allow_none=True)
+        self.ffn_multiplier = validation.positive_int(ffn_multiplier, "ffn_multiplier")
+        self.dropout = validation.rate(dropout, "dropout")
         self.causal = bool(causal)
 
     def build(self, input_shape):
