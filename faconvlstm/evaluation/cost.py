@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from faconvlstm.layers import FAConvLSTM2D, attention_steps
+from faconvlstm.layers import FAConvLSTM2D
+from faconvlstm.layers.attention import attention_steps
 
 
 def convlstm_macs(steps: int, height: int, width: int, channels: int, filters: int,
@@ -30,7 +31,7 @@ def fa_macs(steps: int, height: int, width: int, channels: int, filters: int, ke
     per_step = cells * (channels * r + k2 * r + filters * r + dilations * k2 * r + 4 * filters * r)
     if squeeze_excitation:
         per_step += 2 * r * max(1, r // 4)
-    applications = sum(attention_steps(steps, attention_every))
+    applications = int(keras.ops.sum(keras.ops.cast(attention_steps(steps, attention_every), "int32")))
     per_attention = cells * 4 * filters * attention_dim + 2 * cells * attention_dim * (height + width)
     return steps * per_step + applications * per_attention
 
