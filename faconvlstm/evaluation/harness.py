@@ -32,7 +32,12 @@ from faconvlstm.evaluation.memory import peak_training_memory
 from faconvlstm.evaluation.perturbations import add_noise, drop_cells, drop_timesteps
 from faconvlstm.evaluation.probes import one_hot, probe_r2, seasonal_features
 from faconvlstm.evaluation.similarity import clustering_agreement, linear_cka
-from faconvlstm.models import ModelConfig, build_autoencoder
+from faconvlstm.models import (
+    ModelConfig,
+    build_autoencoder,
+    encoder_layers,
+    encoder_parameters,
+)
 from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
 from faconvlstm.pipeline.clustering import clustering_scores, persistence
 from faconvlstm.pipeline.embedding import TrainedRun
@@ -115,10 +120,7 @@ def convlstm_filters_matching(config: ModelConfig, parameters: int) -> int:
 def model_variants(config: ModelConfig, ablations: bool) -> dict[str, dict]:
     """Model settings by name: FA, its same-filters and capacity-matched twins, ablations."""
     autoencoder = build_autoencoder(config)
-    fa_parameters = sum(
-        autoencoder.get_layer(f"encoder_{i}").count_params() for i in range(len(config.filters))
-    )
-    matched = convlstm_filters_matching(config, fa_parameters)
+    matched = convlstm_filters_matching(config, encoder_parameters(autoencoder))
     variants = {
         FA: {},
         CONVLSTM: {"cell": "convlstm"},
@@ -273,11 +275,11 @@ def evaluate(
     for name in main:
         result = runs.results[name, 0]
         autoencoder = build_autoencoder(ModelConfig(**{**config.to_dict(), **variants[name]}))
-        encoder = [autoencoder.get_layer(f"encoder_{i}") for i in range(len(config.filters))]
+        encoder = encoder_layers(autoencoder)
         steps = [runs.results[name, s].train_steps for s in seeds]
         epoch_seconds = [np.median(runs.results[name, s].history["epoch_seconds"]) for s in seeds]
         efficiency[name] = {
-            "encoder parameters": sum(layer.count_params() for layer in encoder),
+            "encoder parameters": encoder_parameters(autoencoder),
             "encoder GMACs per window": sum(
                 layer_macs(layer, config.window, *config.grid) for layer in encoder
             ) / 1e9,

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 from keras import layers, ops
 
+from faconvlstm import validation
+from faconvlstm.errors import InputError
 from faconvlstm.layers import (
     FAConvLSTM2D,
     SeasonalPositionalEncoding,
@@ -27,10 +30,8 @@ from faconvlstm.models.losses import MaskedReconstructionLoss
 #: The layer whose added loss is the masked reconstruction error.
 RECONSTRUCTION_LAYER = "reconstruction"
 
-#: The model's inputs: normalised frames with invalid cells set to 0, the per-cell loss
-#: weight (cos latitude where valid, 0 where not), both ``(B, T, H, W, C)``, and the fraction
-#: of the calendar year of each step ``(B, T)``.
-INPUT_NAMES = ("frames", "weights", "year_fraction")
+#: The recurrent layers are named this followed by their index, from the input.
+ENCODER_PREFIX = "encoder_"
 CELLS = ("fa", "convlstm")
 #: Keras dtype policies of the recurrent encoder and the decoder (the costly parts). The
 #: head, the temporal attention, the embedding and the loss always compute in float32.
@@ -69,27 +70,26 @@ class ModelConfig:
     precision: str = "float32"
 
     def __post_init__(self):
-        object.__setattr__(self, "grid", tuple(int(size) for size in self.grid))
-        object.__setattr__(self, "filters", tuple(int(size) for size in self.filters))
+        for name in ("channels", "window", "kernel_size", "embedding_dim"):
+            object.__setattr__(self, name, validation.positive_int(getattr(self, name), name))
+        object.__setattr__(self, "grid", validation.positive_pair(self.grid, "grid"))
+        object.__setattr__(self, "filters", _filter_tuple(self.filters))
         if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}; got {self.cell!r}.")
+            raise InputError(f"cell must be one of {CELLS}; got {self.cell!r}.")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}.")
+            raise InputError(f"precision must be one of {PRECISIONS}; got {self.precision!r}.")
         if min(self.grid) < MIN_GRID:
-            raise ValueError(
+            raise InputError(
                 f"The grid {self.grid[0]}x{self.grid[1]} is too small for the model; expected "
                 f"at least {MIN_GRID}x{MIN_GRID} cells."
             )
-        if not 0 <= self.global_halo < min(self.grid):
-            raise ValueError(
+        halo = validation.non_negative_int(self.global_halo, "global_halo")
+        if halo >= min(self.grid):
+            raise InputError(
                 f"global_halo must be in [0, {min(self.grid)}) for a {self.grid} grid; got "
-                f"{self.global_halo}."
+                f"{halo}."
             )
-        for name in ("channels", "window", "kernel_size", "embedding_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)}.")
-        if not self.filters or min(self.filters) < 1:
-            raise ValueError(f"filters must be one or more positive integers; got {self.filters}.")
+        object.__setattr__(self, "global_halo", halo)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
@@ -103,8 +103,15 @@ class ModelConfig:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown model settings {unknown}; expected some of {sorted(known)}.")
+            raise InputError(f"Unknown model settings {unknown}; expected some of {sorted(known)}.")
         return cls(**values)
+
+
+def _filter_tuple(filters) -> tuple[int, ...]:
+    """``filters`` as a non-empty tuple of positive ints; InputError otherwise."""
+    if isinstance(filters, str) or not isinstance(filters, Sequence) or not filters:
+        raise InputError(f"filters must be one or more positive integers; got {filters!r}.")
+    return tuple(validation.positive_int(size, "filters") for size in filters)
 
 
 def pad_globally(frames, halo: int):
@@ -120,7 +127,7 @@ def _recurrent_layer(config: ModelConfig, filters: int, index: int) -> layers.La
     common = {
         "padding": "same",
         "return_sequences": True,
-        "name": f"encoder_{index}",
+        "name": f"{ENCODER_PREFIX}{index}",
         "dtype": config.precision,
     }
     if config.cell == "convlstm":
@@ -132,9 +139,11 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
     """The trainable model; its loss is added inside, so compile it without one.
 
     Values at cells of weight 0 are ignored (zeroed) and a validity channel is appended, so
-    whatever fills invalid cells cannot leak into the embedding. Inputs: a dict with
-    :data:`INPUT_NAMES`. Outputs: ``{"embedding": (B, T, d),
-    "reconstruction": (B, T, H, W, C)}``.
+    whatever fills invalid cells cannot leak into the embedding. Inputs: a dict of
+    ``"frames"`` (normalized, invalid cells set to 0) and ``"weights"`` (the per-cell loss
+    weight: cos latitude where valid, 0 where not), both ``(B, T, H, W, C)``, and
+    ``"year_fraction"``, the fraction of the calendar year of each step, ``(B, T)``.
+    Outputs: ``{"embedding": (B, T, d), "reconstruction": (B, T, H, W, C)}``.
     """
     frame_shape = (config.window, *config.grid, config.channels)
     frames = keras.Input(frame_shape, name="frames")
@@ -197,15 +206,17 @@ def training_memory_bytes(config: ModelConfig, batch_size: int) -> int:
     Counts the values each cell and step keeps for the backward pass (inputs, each recurrent
     layer's bottleneck and gate tensors, the decoder and the loss), scaled by the measured
     :data:`MEMORY_OVERHEAD`, plus :data:`FIXED_MEMORY`; weights and optimizer state are
-    negligible beside them. Other backends get the largest factors.
+    negligible beside them. Other backends get the largest factors. The FA layers' bottleneck
+    and dilations are those the layers themselves take from ``layer_options``.
     """
-    fa = {"bottleneck": 8, "multiscale_dilations": (1, 2, 4), **config.layer_options}
+    batch_size = validation.positive_int(batch_size, "batch_size")
     per_cell = 3 * config.channels + 1
-    for filters in config.filters:
+    for index, filters in enumerate(config.filters):
         if config.cell == "convlstm":
             per_cell += 15 * filters
         else:
-            per_cell += (4 + len(fa["multiscale_dilations"])) * fa["bottleneck"] + 11 * filters
+            layer = _recurrent_layer(config, filters, index)
+            per_cell += (4 + len(layer.multiscale_dilations)) * layer.bottleneck + 11 * filters
     per_cell += 2 * config.decoder_filters + 4 * config.channels
     bytes_per_value = 4 if config.precision == "float32" else 2
     cells = batch_size * config.window * config.grid[0] * config.grid[1]
@@ -213,6 +224,16 @@ def training_memory_bytes(config: ModelConfig, batch_size: int) -> int:
     overhead = MEMORY_OVERHEAD.get((backend, config.cell), max(MEMORY_OVERHEAD.values()))
     fixed = FIXED_MEMORY.get(backend, max(FIXED_MEMORY.values()))
     return int(overhead * per_cell * cells * bytes_per_value) + fixed
+
+
+def encoder_layers(autoencoder: keras.Model) -> list[layers.Layer]:
+    """The recurrent layers of an autoencoder from :func:`build_autoencoder`, input first."""
+    return [layer for layer in autoencoder.layers if layer.name.startswith(ENCODER_PREFIX)]
+
+
+def encoder_parameters(autoencoder: keras.Model) -> int:
+    """The number of weights of an autoencoder's recurrent encoder (all its layers)."""
+    return sum(layer.count_params() for layer in encoder_layers(autoencoder))
 
 
 def embedding_model(autoencoder: keras.Model) -> keras.Model:

@@ -4,11 +4,15 @@ import keras
 import numpy as np
 import pytest
 
+from faconvlstm.errors import InputError
+from faconvlstm.layers import FAConvLSTM2D
 from faconvlstm.models import (
     MaskedReconstructionLoss,
     ModelConfig,
     build_autoencoder,
     embedding_model,
+    encoder_layers,
+    encoder_parameters,
 )
 from faconvlstm.models.autoencoder import pad_globally, training_memory_bytes
 from tests.conftest import on_the_default_backend_only
@@ -149,19 +153,21 @@ def test_config_round_trips_through_a_dict():
     [
         ({"grid": (3, 9)}, "too small"),
         ({"cell": "gru"}, "cell must be one of"),
-        ({"window": 0}, "window must be a positive integer"),
+        ({"window": 0}, "`window` must be a positive integer"),
         ({"filters": ()}, "filters must be one or more"),
+        ({"filters": (4, 0)}, "`filters` must be a positive integer"),
+        ({"global_halo": 8}, r"global_halo must be in \[0, 8\)"),
         ({"precision": "float8"}, "precision must be one of"),
     ],
 )
 def test_bad_settings_raise_clear_errors(settings, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         ModelConfig(**{**CONFIG, **settings})
 
 
 def test_unknown_settings_are_named():
-    with pytest.raises(ValueError, match=r"Unknown model settings \['colour'\]"):
-        ModelConfig.from_dict({**CONFIG, "colour": "red"})
+    with pytest.raises(InputError, match=r"Unknown model settings \['color'\]"):
+        ModelConfig.from_dict({**CONFIG, "color": "red"})
 
 
 def test_global_padding_is_circular_in_longitude_and_reflected_in_latitude():
@@ -198,17 +204,63 @@ def test_an_encoder_narrower_than_half_the_embedding_still_builds(rng):
     assert tuple(outputs["embedding"].shape) == (2, 6, 8)
 
 
+def test_encoder_parameters_count_every_recurrent_layer():
+    model = build_autoencoder(ModelConfig(**{**CONFIG, "filters": (6, 5)}))
+    assert [layer.name for layer in encoder_layers(model)] == ["encoder_0", "encoder_1"]
+    expected = sum(model.get_layer(f"encoder_{i}").count_params() for i in range(2))
+    assert encoder_parameters(model) == expected > 0
+
+
+@pytest.mark.parametrize("cell", ["fa", "convlstm"])
+def test_the_training_memory_estimate_scales_with_the_windows_and_cells(cell):
+    def variable(**changes):
+        """The estimate less its fixed part (found by extrapolating to 0 windows)."""
+        settings = {"channels": 3, "grid": (32, 48), "window": 8, "cell": cell, **changes}
+        batch_size = settings.pop("batch_size", 4)
+        config = ModelConfig(**settings)
+        one, two = (training_memory_bytes(config, batch_size=size) for size in (1, 2))
+        return training_memory_bytes(config, batch_size=batch_size) - (2 * one - two)
+
+    base = variable()
+    assert base > 0
+    assert variable(batch_size=8) == pytest.approx(2 * base, rel=1e-6)
+    assert variable(window=16) == pytest.approx(2 * base, rel=1e-6)
+    assert variable(grid=(64, 96)) == pytest.approx(4 * base, rel=1e-6)
+    assert variable(precision="mixed_bfloat16") == pytest.approx(base / 2, rel=1e-6)
+    # The gate values grow linearly with the filters (the bottleneck stays 8 up to 32
+    # filters); inputs, decoder and loss do not, so doubling the filters less than doubles it.
+    step = variable(filters=(24, 24)) - base
+    assert step > 0
+    assert variable(filters=(32, 32)) - base == pytest.approx(2 * step, rel=1e-6)
+    assert variable(filters=(32, 32)) < 2 * base
+
+
+def test_the_training_memory_estimate_uses_the_layers_own_bottleneck():
+    settings = {"channels": 3, "grid": (32, 48), "window": 8, "filters": (64,)}
+    default = FAConvLSTM2D(64, 3).bottleneck
+    assert default != 8
+    estimate = training_memory_bytes(ModelConfig(**settings), batch_size=4)
+    same = ModelConfig(**settings, layer_options={"bottleneck": default})
+    narrow = ModelConfig(**settings, layer_options={"bottleneck": 8})
+    assert estimate == training_memory_bytes(same, batch_size=4)
+    assert estimate > training_memory_bytes(narrow, batch_size=4)
+
+
+def test_the_training_memory_estimate_of_a_global_grid_exceeds_a_workstation():
+    era5 = ModelConfig(channels=6, grid=(721, 1440))
+    assert training_memory_bytes(era5, batch_size=8) > 100 * 2**30
+
+
 @pytest.mark.parametrize(
     "cell", ["fa", pytest.param("convlstm", marks=on_the_default_backend_only("CI time"))]
 )
-def test_the_training_memory_estimate_bounds_the_measured_peak_within_2x(rng, cell):
+def test_the_training_memory_estimate_is_within_3x_of_the_measured_peak(rng, cell):
+    """A loose check only: the estimate's accuracy is measured by
+    benchmarks/memory_estimate.py (figures in BENCHMARKS.md)."""
     from faconvlstm.evaluation.memory import peak_training_memory
 
     config = ModelConfig(channels=3, grid=(32, 48), window=8, cell=cell)
     inputs = random_inputs(rng, config, batch=4)
     measured = peak_training_memory(config.to_dict(), inputs) * 2**20
     estimated = training_memory_bytes(config, batch_size=4)
-    assert measured <= estimated <= 2 * measured
-    # A global 0.25-degree grid does not fit any workstation with the default settings.
-    era5 = ModelConfig(channels=6, grid=(721, 1440))
-    assert training_memory_bytes(era5, batch_size=8) > 100 * 2**30
+    assert measured / 3 <= estimated <= 3 * measured
