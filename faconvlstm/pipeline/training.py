@@ -97,6 +97,28 @@ class Checkpoint(keras.callbacks.Callback):
             save_progress(self.model, self.run_dir, epoch + 1, self.history)
 
 
+def covers_all_longitudes(lon: np.ndarray) -> bool:
+    """Whether a regular longitude axis closes the circle (a global grid)."""
+    if lon.size < 2:
+        return False
+    spacing = float(np.median(np.diff(lon)))
+    return abs(spacing * lon.size - 360.0) < spacing / 2
+
+
+def split_years(fields: xr.DataArray, validation_years: int) -> tuple[xr.DataArray, xr.DataArray | None]:
+    """The last ``validation_years`` calendar years held out; all of it trains when that is 0."""
+    years = np.unique(fields["time"].dt.year.values)
+    if validation_years <= 0:
+        return fields, None
+    if validation_years >= years.size:
+        raise ValueError(
+            f"Cannot hold out {validation_years} validation year(s): the data span "
+            f"{years.size} year(s) ({years[0]}-{years[-1]}); use fewer or more data."
+        )
+    is_training = fields["time"].dt.year < years[-validation_years]
+    return fields.isel(time=is_training.values), fields.isel(time=~is_training.values)
+
+
 def available_memory_bytes() -> int:
     """Memory the system can give this process now (Linux ``MemAvailable``, else all RAM)."""
     try:
@@ -149,3 +171,125 @@ def _prepare_run_dir(run_dir: Path, record: dict, writes: bool = True) -> int:
     return int(progress["epochs_done"])
 
 
+def fit(
+    data: DataSelection,
+    run_dir: str | os.PathLike,
+    model: dict | None = None,
+    training: TrainingSettings | None = None,
+    progress: bool = True,
+) -> TrainingResult:
+    """Train (or resume training) an autoencoder on ``data``, checkpointing into ``run_dir``.
+
+    ``model`` holds :class:`~faconvlstm.models.ModelConfig` settings beyond those taken from
+    the data (``channels``, ``grid``, and ``global_halo`` when the longitudes close the
+    circle). The preprocessing is fitted on the training years only
+    (all but the last ``training.validation_years``). Re-running with the same settings
+    continues from the last finished epoch; a larger ``epochs`` trains further.
+    ``training.devices > 1`` trains data-parallel (:mod:`faconvlstm.pipeline.distributed`):
+    on JAX in this process; on PyTorch in one process per device, which this call starts
+    under ``torchrun`` after checking the inputs (or, inside a ``torchrun`` job, in each of
+    its processes).
+    """
+    training = training or TrainingSettings()
+    run_dir = Path(run_dir)
+    fields = data.load()
+    train_fields, validation_fields = split_years(fields, training.validation_years)
+    model = dict(model or {})
+    if "global_halo" not in model and covers_all_longitudes(fields["lon"].values):
+        model["global_halo"] = GLOBAL_HALO
+    config = ModelConfig(
+        channels=fields.sizes["channel"], grid=(fields.sizes["lat"], fields.sizes["lon"]), **model
+    )
+    train_starts = training_starts(train_fields["time"], config.window, training.window_stride)
+    validation_starts = None
+    if validation_fields is not None:
+        validation_starts = training_starts(validation_fields["time"], config.window, config.window)
+    record = run_record(data, config, training)
+    if needs_torchrun(training.devices):
+        check_batch_split(training.devices, training.batch_size)
+        check_gpus(training.devices)
+        check_training_memory(config, training.batch_size, training.devices)
+        _prepare_run_dir(run_dir, record)
+        from faconvlstm.pipeline.torchrun import launch
+
+        return launch(data, run_dir, model, training, progress)
+    parallel = data_parallel(training.devices, training.batch_size)
+    with parallel.scope():  # joins (and leaves) a PyTorch process group
+        # CPU devices share the host's memory.
+        check_training_memory(config, training.batch_size, parallel.local_processes)
+        epochs_done = parallel.agree(
+            _prepare_run_dir(run_dir, record, writes=parallel.is_chief), "numbers of epochs done"
+        )
+
+        keras.utils.set_random_seed(training.seed)
+        preprocessor_file = run_dir / PREPROCESSOR_FILE
+        if epochs_done and preprocessor_file.exists():
+            preprocessor = Preprocessor.load(preprocessor_file)
+            train_fields = preprocessor.transform(train_fields)
+        else:
+            preprocessor = make_preprocessor(training.log1p, training.detrend, training.anomalies)
+            train_fields = preprocessor.fit_transform(train_fields)
+            if parallel.is_chief:
+                preprocessor.save(preprocessor_file)
+        train_data = WindowDataset(
+            train_fields,
+            config.window,
+            train_starts,
+            training.batch_size,
+            shuffle=True,
+            seed=training.seed,
+            epoch=epochs_done,
+            drop_remainder=training.devices > 1,
+            shard=parallel.shard,
+        )
+        validation_data = None
+        if validation_fields is not None:
+            validation_fields = preprocessor.transform(validation_fields)
+            validation_data = WindowDataset(
+                validation_fields, config.window, validation_starts, training.batch_size,
+                drop_remainder=training.devices > 1, shard=parallel.shard,
+            )
+        return _train(run_dir, config, training, epochs_done, train_data, validation_data,
+                      progress and parallel.is_chief, parallel)
+
+
+def _train(run_dir, config, training, epochs_done, train_data, validation_data, progress,
+           parallel: DataParallel):
+    """Build or load the model and train it from ``epochs_done`` to ``training.epochs``."""
+    if epochs_done:
+        autoencoder = load_checkpoint(run_dir)
+        history = read_progress(run_dir)["history"]
+    else:
+        autoencoder = build_autoencoder(config)
+        optimizer = keras.optimizers.Adam(training.learning_rate)
+        if config.precision == "mixed_float16":
+            # float16 gradients underflow without a (dynamic) loss scale.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        autoencoder.compile(optimizer=optimizer)
+        history = {}
+    parallel.prepare(autoencoder)
+    callbacks = [Checkpoint(run_dir, history, training.seed, writes=parallel.is_chief)]
+    if progress:
+        callbacks.append(EpochProgress(training.epochs, len(train_data)))
+    started = time.perf_counter()
+    if epochs_done < training.epochs:
+        autoencoder.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=training.epochs,
+            initial_epoch=epochs_done,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    return TrainingResult(
+        run_dir=run_dir,
+        epochs_done=max(epochs_done, training.epochs),
+        resumed_from=epochs_done,
+        history=history,
+        parameters=autoencoder.count_params(),
+        encoder_parameters=encoder_parameters(autoencoder),
+        seconds=time.perf_counter() - started,
+        train_steps=len(train_data),
+        validation_steps=0 if validation_data is None else len(validation_data),
+        is_chief=parallel.is_chief,
+    )
