@@ -1,4 +1,4 @@
-"""The time axis: checks, the fraction of the calendar year, and gaps.
+"""The time axis: checks, the fraction of the calendar year, seasonal harmonics, and gaps.
 
 Works on any calendar xarray decodes (numpy ``datetime64`` for the standard calendar,
 cftime objects for ``noleap``, ``360_day``, ``all_leap``, ...), so the seasonal position of a
@@ -12,6 +12,9 @@ import itertools
 import cftime
 import numpy as np
 import xarray as xr
+
+from faconvlstm.errors import InputError
+from faconvlstm.validation import non_negative_int
 
 SECONDS_PER_DAY = 86400.0
 
@@ -27,9 +30,9 @@ def is_dates(coordinate: xr.DataArray) -> bool:
 
 
 def check_dates(time: xr.DataArray) -> None:
-    """Raise ``ValueError`` unless ``time`` holds decoded dates."""
+    """Raise ``InputError`` unless ``time`` holds decoded dates."""
     if time.size and not is_dates(time):
-        raise ValueError(
+        raise InputError(
             f"The time coordinate holds {time.dtype} values, not dates (units: "
             f"{time.attrs.get('units', 'none')}); expected CF time units like "
             "'days since 2000-01-01'."
@@ -37,20 +40,22 @@ def check_dates(time: xr.DataArray) -> None:
 
 
 def check_time_axis(time: xr.DataArray) -> None:
-    """Raise ``ValueError`` unless ``time`` is strictly increasing with no duplicate stamps."""
+    """Raise ``InputError`` unless ``time`` is strictly increasing with no duplicate stamps."""
     if time.size == 0:
-        raise ValueError("The time axis is empty; expected at least one timestep.")
+        raise InputError("The time axis is empty; expected at least one timestep.")
     values = time.values
     later = values[1:]
     earlier = values[:-1]
     duplicated = np.flatnonzero(later == earlier)
     if duplicated.size:
         stamp = values[duplicated[0] + 1]
-        raise ValueError(f"The time axis has duplicated stamps (first: {stamp}); expected unique times.")
+        raise InputError(
+            f"The time axis has duplicated stamps (first: {stamp}); expected unique times."
+        )
     backwards = np.flatnonzero(~(later > earlier))
     if backwards.size:
         index = backwards[0] + 1
-        raise ValueError(
+        raise InputError(
             f"The time axis is not increasing: {values[index]} (position {index}) comes after "
             f"{values[index - 1]}; expected times sorted ascending."
         )
@@ -71,6 +76,7 @@ def year_fraction(time: xr.DataArray) -> np.ndarray:
     divided by the year's length (365 or 366 days, 365 for ``noleap``, 360 for ``360_day``).
     Monthly stamps (at the start or the end of each month) are moved to mid-month. ``(T,)``.
     """
+    check_dates(time)
     dt = time.dt
     days_in_year = dt.days_in_year.values.astype("float64")
     if is_monthly(time):
@@ -81,6 +87,20 @@ def year_fraction(time: xr.DataArray) -> np.ndarray:
         seconds = dt.hour.values * 3600.0 + dt.minute.values * 60.0 + dt.second.values
         elapsed = dt.dayofyear.values - 1.0 + seconds / SECONDS_PER_DAY
     return np.mod(elapsed / days_in_year, 1.0).astype("float32")
+
+
+def decimal_year(time: xr.DataArray) -> np.ndarray:
+    """Calendar year plus :func:`year_fraction`, in the data's own calendar. ``(T,)`` float64."""
+    return time.dt.year.values.astype("float64") + year_fraction(time).astype("float64")
+
+
+def seasonal_harmonics(fraction: np.ndarray, harmonics: int) -> np.ndarray:
+    """Columns ``cos(2 pi k phi)``, k = 1..K, then ``sin(2 pi k phi)``, k = 1..K, of the year
+    fractions ``phi`` ``(T,)``. ``(T, 2K)`` float64."""
+    harmonics = non_negative_int(harmonics, "harmonics")
+    angle = 2.0 * np.pi * np.asarray(fraction, dtype="float64")[:, None]
+    orders = np.arange(1, harmonics + 1)
+    return np.concatenate([np.cos(orders * angle), np.sin(orders * angle)], axis=1)
 
 
 def time_steps_in_days(time: xr.DataArray) -> np.ndarray:

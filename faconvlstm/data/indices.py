@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from faconvlstm.data.calendar import year_fraction
+from faconvlstm.data.calendar import decimal_year
 from faconvlstm.data.io import find_axis, open_dataset
+from faconvlstm.errors import InputError
 
 CSV_SUFFIXES = (".csv", ".txt")
 
@@ -26,13 +27,13 @@ def _read_csv(path: Path) -> xr.Dataset:
         table = pd.read_csv(path, index_col=0, comment="#")
         table.index = pd.to_datetime(table.index)
     except (ValueError, TypeError, pd.errors.ParserError) as error:
-        raise ValueError(
+        raise InputError(
             f"Cannot read index file '{path}' as CSV with dates in the first column: {error}"
         ) from None
     numeric = table.select_dtypes("number")
     if numeric.columns.size < table.columns.size:
         other = sorted(set(table.columns) - set(numeric.columns))
-        raise ValueError(
+        raise InputError(
             f"Index file '{path}': columns {other} are not numeric; expected dates in the first "
             "column and one numeric column per index."
         )
@@ -50,7 +51,7 @@ def read_indices(path: str | os.PathLike) -> dict[str, xr.DataArray]:
         dataset = open_dataset(path).load()
         time_axis = find_axis(dataset, "time")
         if time_axis is None:
-            raise ValueError(f"Index file '{path}' has no time axis; expected dated values.")
+            raise InputError(f"Index file '{path}' has no time axis; expected dated values.")
         dataset = dataset.rename({time_axis: "time"})
     indices = {
         name: series.dropna("time").sortby("time")
@@ -58,25 +59,20 @@ def read_indices(path: str | os.PathLike) -> dict[str, xr.DataArray]:
         if series.dims == ("time",) and np.issubdtype(series.dtype, np.number)
     }
     if not indices:
-        raise ValueError(
+        raise InputError(
             f"Index file '{path}' holds no numeric series along time; expected a CSV with dates "
             "in the first column or a NetCDF with 1-D variables of time."
         )
     if any(series.sizes["time"] < 2 for series in indices.values()):
         short = [name for name, series in indices.items() if series.sizes["time"] < 2]
-        raise ValueError(f"Index file '{path}': {short} have fewer than 2 valid values.")
+        raise InputError(f"Index file '{path}': {short} have fewer than 2 valid values.")
     return indices
-
-
-def decimal_year(time: xr.DataArray) -> np.ndarray:
-    """Year plus fraction of the year, in each stamp's own calendar. ``(T,)`` float64."""
-    return time.dt.year.values + year_fraction(time).astype("float64")
 
 
 def align_index(index: xr.DataArray, time: xr.DataArray, min_overlap: int = 30) -> np.ndarray:
     """``index`` (sorted by time) interpolated linearly onto ``time``, NaN outside its span.
 
-    Raises ValueError when fewer than ``min_overlap`` timesteps of ``time`` fall in the span.
+    Raises InputError when fewer than ``min_overlap`` timesteps of ``time`` fall in the span.
     ``(T,)``.
     """
     values = np.interp(
@@ -84,7 +80,7 @@ def align_index(index: xr.DataArray, time: xr.DataArray, min_overlap: int = 30) 
     )
     overlap = int(np.isfinite(values).sum())
     if overlap < min_overlap:
-        raise ValueError(
+        raise InputError(
             f"The index {index.name!r} spans {index['time'].values[0]} to "
             f"{index['time'].values[-1]}, which covers {overlap} of the data's timesteps "
             f"({time.values[0]} to {time.values[-1]}); expected at least {min_overlap}."

@@ -22,6 +22,9 @@ import numpy as np
 import xarray as xr
 
 from faconvlstm.data.calendar import check_dates, check_time_axis, is_dates
+from faconvlstm.data.storage import first_line, is_system_error
+from faconvlstm.errors import InputError
+from faconvlstm.validation import is_integer, positive_int
 
 TIME_CHUNK = 32
 """Timesteps per dask chunk of NetCDF data: at least a model window, a few per 0.25-degree year."""
@@ -40,7 +43,10 @@ CF_KEYS = {
 }
 PRESSURE_UNITS_PA = ("Pa", "pa", "pascal", "pascals", "Pascal")
 PRESSURE_UNITS_HPA = ("hPa", "hpa", "millibar", "millibars", "mbar", "mb")
-FIELD_DIMS = ("time", "lat", "lon")
+VARIABLE_DIMS = ("time", "lat", "lon")
+"""The dimensions of one variable at one level, once standardized."""
+CANONICAL_DIMS = (*VARIABLE_DIMS, "channel")
+"""The dimensions of the canonical fields array :func:`select_fields` returns."""
 MONTH_LETTERS = "JFMAMJJASOND"
 VARIABLE_PATTERN = re.compile(r"([^@\s,]+)(?:@([^@\s,]+))?")
 COORDINATE_TOLERANCE = 1e-6
@@ -57,9 +63,11 @@ def open_dataset(source: Source, time_chunk: int = TIME_CHUNK) -> xr.Dataset:
     combined by their coordinates with ``xarray.open_mfdataset`` (an outer join: a level or a
     time present in only some files is NaN in the others); they must share one lat/lon grid.
     NetCDF data are chunked by ``time_chunk`` timesteps and whole grids; Zarr keeps its chunks.
+    A missing path raises ``FileNotFoundError``, a file the system cannot read (no permission,
+    an I/O failure) its ``OSError``, and a file that is not valid NetCDF or Zarr (another format,
+    truncated, corrupted) an ``InputError`` naming it.
     """
-    if isinstance(time_chunk, bool) or not isinstance(time_chunk, int) or time_chunk < 1:
-        raise ValueError(f"time_chunk must be a positive number of timesteps, got {time_chunk!r}.")
+    time_chunk = positive_int(time_chunk, "time_chunk")
     paths = _resolve_paths(source)
     engine = _engine(paths)
     if len(paths) == 1 and engine == "zarr":
@@ -86,9 +94,9 @@ def standardize_axes(ds: xr.Dataset) -> xr.Dataset:
     """
     ds = _reduce_ensemble_dims(ds)
     axes = {axis: find_axis(ds, axis) for axis in AXIS_NAMES}
-    for axis in FIELD_DIMS:
+    for axis in VARIABLE_DIMS:
         if axes[axis] is None:
-            raise ValueError(
+            raise InputError(
                 f"No {axis} axis found among the dimensions ({', '.join(map(str, ds.dims))}); "
                 f"expected CF metadata or a name in {', '.join(AXIS_NAMES[axis])}."
             )
@@ -115,14 +123,14 @@ def parse_variables(spec: str | Sequence[str]) -> list[tuple[str, float | None]]
     ("t2m", None)]``. Levels are in the units of the level axis (hPa after standardize_axes)."""
     entries = [spec] if isinstance(spec, str) else list(spec)
     if not entries or not all(isinstance(entry, str) for entry in entries):
-        raise ValueError(
+        raise InputError(
             f"Variables must be a string like 'z@500,t2m' or a list of them, got {spec!r}."
         )
     parsed = [_parse_variable(item.strip(), spec) for item in ",".join(entries).split(",")]
     labels = [channel_name(name, level) for name, level in parsed]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
-        raise ValueError(f"Variables {', '.join(repeated)} are requested twice in {spec!r}.")
+        raise InputError(f"Variables {', '.join(repeated)} are requested twice in {spec!r}.")
     return parsed
 
 
@@ -134,16 +142,14 @@ def season_months(season: str | Sequence[int]) -> list[int]:
         starts = [start for start in range(12) if cyclic.startswith(letters, start)]
         if not 0 < len(letters) <= 12 or len(starts) != 1:
             reason = "is ambiguous" if len(starts) > 1 else "is not consecutive months"
-            raise ValueError(
+            raise InputError(
                 f"Season {season!r} {reason}; expected consecutive month initials from "
                 f"'{MONTH_LETTERS}' such as 'DJF', 'JJA', 'NDJFM', or a list of month numbers."
             )
         return [(starts[0] + offset) % 12 + 1 for offset in range(len(letters))]
     months = list(season)
-    if not months or not all(
-        isinstance(month, (int, np.integer)) and 1 <= month <= 12 for month in months
-    ):
-        raise ValueError(f"Season months must be integers 1..12, got {season!r}.")
+    if not months or not all(is_integer(month) and 1 <= month <= 12 for month in months):
+        raise InputError(f"Season months must be integers 1..12, got {season!r}.")
     return [int(month) for month in months]
 
 
@@ -166,12 +172,12 @@ def select_fields(
     ``[-180, 180)``. ``time``: inclusive ``(start, end)`` date strings, any calendar. ``season``:
     consecutive month letters ("DJF", "NDJFM") or month numbers. ``coarsen``: block mean over
     ``coarsen x coarsen`` cells ignoring NaN (a block stays NaN only if all of it is), trimming
-    the edge. A channel without a single valid value raises ``ValueError``; that check is the
+    the edge. A channel without a single valid value raises ``InputError``; that check is the
     one computation done here (a streaming pass over the selection).
     """
-    missing = [dim for dim in FIELD_DIMS if dim not in ds.dims]
+    missing = [dim for dim in VARIABLE_DIMS if dim not in ds.dims]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"The dataset has no {', '.join(missing)} dimension (dims: "
             f"{', '.join(map(str, ds.dims))}); run standardize_axes first."
         )
@@ -186,7 +192,7 @@ def select_fields(
         fields = _select_season(fields, season)
     if region is not None:
         fields = _crop(fields, region)
-    array = fields.to_dataarray(dim="channel").transpose(*FIELD_DIMS, "channel")
+    array = fields.to_dataarray(dim="channel").transpose(*CANONICAL_DIMS)
     array = array.astype("float32").assign_coords(units=("channel", units))
     if coarsen is not None:
         array = _coarsen(array, coarsen)
@@ -211,7 +217,7 @@ def load_fields(
 def _resolve_paths(source: Source) -> list[str]:
     entries = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not entries:
-        raise ValueError(
+        raise InputError(
             "No data source given; expected a path, a glob pattern or a list of paths."
         )
     paths = []
@@ -226,6 +232,9 @@ def _resolve_paths(source: Source) -> list[str]:
             paths.extend(matches)
         else:
             raise FileNotFoundError(f"No such file or Zarr store: '{path}'.")
+    unreadable = [path for path in paths if not os.access(path, os.R_OK)]
+    if unreadable:
+        raise PermissionError(f"'{unreadable[0]}' is not readable (permission denied).")
     return paths
 
 
@@ -236,14 +245,17 @@ def _engine(paths: list[str]) -> str | None:
 
 
 def _read(path: str, opener):
-    """Run ``opener``; a library error becomes ``ValueError`` naming ``path``."""
+    """Run ``opener``; a system error passes through, a library error becomes ``InputError``
+    naming ``path``."""
     try:
         return opener()
     except Exception as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if is_system_error(error):
+            raise
+        reason = first_line(error)
         if "unable to decode time units" in reason:
             reason = reason.split(" with ")[0] + "; expected CF units such as 'days since 1979-01-01'"
-        raise ValueError(f"cannot read '{path}' as NetCDF or Zarr: {reason}") from error
+        raise InputError(f"cannot read '{path}' as NetCDF or Zarr: {reason}") from error
 
 
 def _time_chunks(path: str, engine: str | None, time_chunk: int) -> dict:
@@ -286,17 +298,17 @@ def _open_files(paths: list[str], engine: str | None, chunks: dict, source: Sour
                 _read(path, functools.partial(xr.open_dataset, path, engine=engine)).close()
         if len(set(calendars.values())) > 1:
             found = ", ".join(f"{Path(path).name}: {name}" for path, name in calendars.items())
-            raise ValueError(
+            raise InputError(
                 f"The files of {source!r} use different calendars ({found}); expected one "
                 "calendar (convert the files with xarray's convert_calendar)."
             ) from None
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ValueError(f"cannot combine the files of {source!r}: {reason}") from error
+        reason = first_line(error)
+        raise InputError(f"cannot combine the files of {source!r}: {reason}") from error
     (first_path, first_grid), *others = grids
     for path, grid in others:
         if not all(np.array_equal(a, b) for a, b in zip(grid, first_grid)):
             combined.close()
-            raise ValueError(
+            raise InputError(
                 f"'{path}' and '{first_path}' have different lat/lon grids; expected one grid "
                 "for all files (regrid them first)."
             )
@@ -384,7 +396,7 @@ def _parse_variable(entry: str, spec) -> tuple[str, float | None]:
         except ValueError:
             match = None
     if not match or (level is not None and not np.isfinite(level)):
-        raise ValueError(
+        raise InputError(
             f"Cannot parse variable {entry!r} in {spec!r}; expected 'name' or 'name@level', "
             "comma-separated, e.g. 'z@500,t@850,t2m'."
         )
@@ -395,22 +407,22 @@ def _channel_data(ds: xr.Dataset, name: str, level: float | None) -> xr.DataArra
     """Variable ``name`` at ``level`` as a lazy ``(time, lat, lon)`` array, checked."""
     if name not in ds.data_vars:
         available = ", ".join(sorted(map(str, ds.data_vars))) or "none"
-        raise ValueError(f"Variable '{name}' is not in the dataset; available: {available}.")
+        raise InputError(f"Variable '{name}' is not in the dataset; available: {available}.")
     variable = ds[name]
     if not (np.issubdtype(variable.dtype, np.number) or variable.dtype == bool):
-        raise ValueError(
+        raise InputError(
             f"Variable '{name}' holds values of type {variable.dtype}; expected numbers."
         )
-    extra = [str(dim) for dim in variable.dims if dim not in (*FIELD_DIMS, "level")]
-    missing = [dim for dim in FIELD_DIMS if dim not in variable.dims]
+    extra = [str(dim) for dim in variable.dims if dim not in (*VARIABLE_DIMS, "level")]
+    missing = [dim for dim in VARIABLE_DIMS if dim not in variable.dims]
     if extra or missing:
-        raise ValueError(
+        raise InputError(
             f"Variable '{name}' has dimensions ({', '.join(map(str, variable.dims))}); expected "
             "time, lat, lon and optionally level."
         )
     if "level" not in variable.dims:
         if level is not None:
-            raise ValueError(
+            raise InputError(
                 f"Variable '{name}' has no level dimension; write '{name}' instead of "
                 f"'{channel_name(name, level)}'."
             )
@@ -420,13 +432,13 @@ def _channel_data(ds: xr.Dataset, name: str, level: float | None) -> xr.DataArra
         f"{', '.join(f'{value:g}' for value in levels)} {variable['level'].attrs.get('units', '')}"
     )
     if level is None:
-        raise ValueError(
+        raise InputError(
             f"Variable '{name}' has levels {listed.strip()}; choose one as '{name}@<level>', "
             f"e.g. '{channel_name(name, float(levels[0]))}'."
         )
     matches = np.flatnonzero(np.isclose(levels, level, rtol=0.0, atol=COORDINATE_TOLERANCE))
     if not matches.size:
-        raise ValueError(
+        raise InputError(
             f"Level {level:g} of '{name}' is not in the data; levels: {listed.strip()}."
         )
     return variable.isel(level=int(matches[0])).reset_coords(drop=True)
@@ -434,16 +446,16 @@ def _channel_data(ds: xr.Dataset, name: str, level: float | None) -> xr.DataArra
 
 def _select_time(fields: xr.Dataset, time: tuple[str, str]) -> xr.Dataset:
     if isinstance(time, str) or len(time) != 2:
-        raise ValueError(
+        raise InputError(
             f"time must be a (start, end) pair like ('2000-01-01', '2000-12-31'), got {time!r}."
         )
     start, end = time
     try:
         selected = fields.sel(time=slice(start, end))
     except Exception as error:
-        raise ValueError(f"Cannot select the time range {start!r} to {end!r}: {error}") from error
+        raise InputError(f"Cannot select the time range {start!r} to {end!r}: {error}") from error
     if not selected.sizes["time"]:
-        raise ValueError(
+        raise InputError(
             f"No timesteps between {start!r} and {end!r}; the data run from "
             f"{fields.time.values[0]} to {fields.time.values[-1]}."
         )
@@ -454,7 +466,7 @@ def _select_season(fields: xr.Dataset, season: str | Sequence[int]) -> xr.Datase
     months = season_months(season)
     inside = np.flatnonzero(np.isin(fields.time.dt.month.values, months))
     if not inside.size:
-        raise ValueError(f"No timesteps fall in season {season!r} (months {months}).")
+        raise InputError(f"No timesteps fall in season {season!r} (months {months}).")
     return fields.isel(time=_as_slice(inside))
 
 
@@ -471,7 +483,7 @@ def _crop(fields: xr.Dataset, region: Region) -> xr.Dataset:
     columns = np.flatnonzero(offsets <= width + COORDINATE_TOLERANCE)
     columns = columns[np.argsort(offsets[columns], kind="stable")]
     if not rows.size or not columns.size:
-        raise ValueError(
+        raise InputError(
             f"The region {tuple(region)} holds no grid cells; the grid spans latitudes "
             f"{lat.min():g}..{lat.max():g} and longitudes {fields['lon'].values.min():g}.."
             f"{fields['lon'].values.max():g}."
@@ -485,21 +497,20 @@ def _check_region(region: Region) -> Region:
     try:
         lat_min, lat_max, lon_min, lon_max = (float(value) for value in region)
     except (TypeError, ValueError) as error:
-        raise ValueError(
+        raise InputError(
             f"region must be (lat_min, lat_max, lon_min, lon_max) in degrees, got {region!r}."
         ) from error
     if not (-90.0 <= lat_min <= lat_max <= 90.0) or not np.isfinite([lon_min, lon_max]).all():
-        raise ValueError(
+        raise InputError(
             f"region {region!r} needs -90 <= lat_min <= lat_max <= 90 and finite longitudes."
         )
     return lat_min, lat_max, lon_min, lon_max
 
 
 def _coarsen(array: xr.DataArray, factor: int) -> xr.DataArray:
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ValueError(f"coarsen must be a positive integer factor, got {factor!r}.")
+    factor = positive_int(factor, "coarsen")
     if factor > min(array.sizes["lat"], array.sizes["lon"]):
-        raise ValueError(
+        raise InputError(
             f"coarsen factor {factor} exceeds the grid ({array.sizes['lat']} x "
             f"{array.sizes['lon']} cells)."
         )
@@ -509,18 +520,18 @@ def _coarsen(array: xr.DataArray, factor: int) -> xr.DataArray:
 def _check_channel_values(array: xr.DataArray) -> None:
     """Every channel has some valid value and no infinite one (one pass over the data)."""
     has_data, has_infinity = dask.compute(
-        array.notnull().any(dim=FIELD_DIMS), np.isinf(array).any(dim=FIELD_DIMS)
+        array.notnull().any(dim=VARIABLE_DIMS), np.isinf(array).any(dim=VARIABLE_DIMS)
     )
     names = [str(name) for name in array["channel"].values]
     empty = [name for name, valid in zip(names, has_data.values) if not valid]
     if empty:
-        raise ValueError(
+        raise InputError(
             f"Channel(s) {', '.join(empty)} are all NaN in the selection; expected valid values "
             "(check the level, region, time range and season)."
         )
     infinite = [name for name, found in zip(names, has_infinity.values) if found]
     if infinite:
-        raise ValueError(
+        raise InputError(
             f"Channel(s) {', '.join(infinite)} hold infinite values; expected finite values, "
             "with NaN (or the variable's _FillValue) where data are missing."
         )

@@ -31,10 +31,12 @@ import dask
 import numpy as np
 import xarray as xr
 
-from faconvlstm.data.calendar import check_dates, year_fraction
-from faconvlstm.data.storage import write_netcdf
+from faconvlstm.data.calendar import decimal_year, seasonal_harmonics, year_fraction
+from faconvlstm.data.io import CANONICAL_DIMS
+from faconvlstm.data.storage import first_line, is_system_error, write_netcdf
+from faconvlstm.errors import InputError
+from faconvlstm.validation import non_negative_int
 
-FIELD_DIMS = ("time", "lat", "lon", "channel")
 FORMAT_VERSION = 1
 FORMAT_ATTRIBUTE = "faconvlstm_preprocessor_version"
 
@@ -43,34 +45,24 @@ def area_weights(lat: Sequence[float] | np.ndarray | xr.DataArray) -> np.ndarray
     """Relative cell areas cos(latitude), clipped at 0, of latitudes in degrees north. ``(lat,)``."""
     degrees = np.asarray(lat, dtype="float64")
     if degrees.ndim != 1:
-        raise ValueError(f"Expected a 1-D latitude axis; got shape {degrees.shape}.")
+        raise InputError(f"Expected a 1-D latitude axis; got shape {degrees.shape}.")
     if np.any(np.abs(degrees) > 90.0 + 1e-6):
-        raise ValueError(
+        raise InputError(
             f"Latitudes must lie in [-90, 90] degrees north; got values up to "
             f"{np.abs(degrees).max():g}."
         )
     return np.clip(np.cos(np.deg2rad(degrees)), 0.0, None)
 
 
-def fill_invalid(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """NaN cells replaced by 0, and the validity mask (1 valid, 0 invalid) as float32.
-
-    Both have the shape of ``values``; the filled array keeps its dtype.
-    """
-    values = np.asarray(values)
-    invalid = np.isnan(values)
-    return np.where(invalid, 0, values), (~invalid).astype("float32")
-
-
 def check_fields(fields: xr.DataArray) -> None:
-    """Raise ``ValueError`` unless ``fields`` is a DataArray in the canonical fields form."""
+    """Raise ``InputError`` unless ``fields`` is a DataArray in the canonical fields form."""
     if not isinstance(fields, xr.DataArray):
         kind = type(fields).__name__
-        raise ValueError(f"Expected the fields as an xarray.DataArray; got {kind}.")  # noqa: TRY004
-    if fields.dims != FIELD_DIMS:
-        raise ValueError(f"The fields have dims {fields.dims}; expected {FIELD_DIMS}.")
+        raise InputError(f"Expected the fields as an xarray.DataArray; got {kind}.")
+    if fields.dims != CANONICAL_DIMS:
+        raise InputError(f"The fields have dims {fields.dims}; expected {CANONICAL_DIMS}.")
     if "channel" not in fields.coords:
-        raise ValueError("The fields lack a `channel` coordinate; expected the channel names.")
+        raise InputError("The fields lack a `channel` coordinate; expected the channel names.")
 
 
 def _channels(fields: xr.DataArray) -> list[str]:
@@ -80,7 +72,7 @@ def _channels(fields: xr.DataArray) -> list[str]:
 def _check_channels(fields: xr.DataArray, expected: Sequence[str]) -> None:
     channels = _channels(fields)
     if channels != list(expected):
-        raise ValueError(
+        raise InputError(
             f"The fields have channels {channels}; expected channels {list(expected)} "
             f"(the fitted names, in the same order)."
         )
@@ -90,26 +82,18 @@ def _check_grid(fields: xr.DataArray, lat: np.ndarray, lon: np.ndarray) -> None:
     for axis, fitted in (("lat", lat), ("lon", lon)):
         values = fields[axis].values
         if values.shape != fitted.shape or not np.allclose(values, fitted, atol=1e-6):
-            raise ValueError(
+            raise InputError(
                 f"The fields' {axis} axis ({values.size} values from {values.min():g} to "
                 f"{values.max():g}) differs from the fitted one ({fitted.size} values from "
                 f"{fitted.min():g} to {fitted.max():g}); per-cell statistics need the same grid."
             )
 
 
-def _fractional_years(time: xr.DataArray) -> np.ndarray:
-    """Calendar year plus the fraction of the year, for the data's own calendar. ``(T,)``."""
-    check_dates(time)
-    return time.dt.year.values.astype("float64") + year_fraction(time).astype("float64")
-
-
 def _harmonic_basis(time: xr.DataArray, harmonics: int) -> np.ndarray:
-    """Columns 1, cos(2 pi k phi), sin(2 pi k phi), k = 1..K, of the year fraction. ``(T, 2K+1)``."""
-    check_dates(time)
-    angle = 2.0 * np.pi * year_fraction(time).astype("float64")[:, None]
-    orders = np.arange(1, harmonics + 1)
-    columns = [np.ones((time.size, 1)), np.cos(orders * angle), np.sin(orders * angle)]
-    return np.concatenate(columns, axis=1)
+    """Columns 1, cos(2 pi k phi), k = 1..K, sin(2 pi k phi), k = 1..K, of the year fraction
+    (the order of saved coefficients). ``(T, 2K+1)``."""
+    phi = year_fraction(time)
+    return np.concatenate([np.ones((time.size, 1)), seasonal_harmonics(phi, harmonics)], axis=1)
 
 
 def _along_time(values: np.ndarray, fields: xr.DataArray, *dims: str) -> xr.DataArray:
@@ -159,7 +143,7 @@ def _evaluate_basis(
 def _require(state: dict[str, Any], keys: Sequence[str], step: str) -> None:
     missing = [key for key in keys if key not in state]
     if missing:
-        raise ValueError(f"The state of step '{step}' lacks {missing}; expected keys {list(keys)}.")
+        raise InputError(f"The state of step '{step}' lacks {missing}; expected keys {list(keys)}.")
 
 
 class Step:
@@ -190,7 +174,7 @@ class Step:
 
     def _require_fitted(self, fitted: Any) -> None:
         if fitted is None:
-            raise ValueError(f"The '{self.name}' step is not fitted; call fit first.")
+            raise InputError(f"The '{self.name}' step is not fitted; call fit first.")
 
 
 class Log1p(Step):
@@ -200,7 +184,7 @@ class Log1p(Step):
 
     def __init__(self, channels: Sequence[str]):
         if isinstance(channels, str) or not channels:
-            raise ValueError(
+            raise InputError(
                 f"`channels` must be a non-empty sequence of channel names; got {channels!r}."
             )
         self.channels = tuple(str(channel) for channel in channels)
@@ -232,7 +216,7 @@ class Log1p(Step):
         check_fields(fields)
         unknown = [channel for channel in self.channels if channel not in _channels(fields)]
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"log1p channels {unknown} are not in the fields; expected some of "
                 f"{_channels(fields)}."
             )
@@ -288,7 +272,7 @@ class _PerCellCurve(Step):
         self.coefficients = np.asarray(state["coefficients"], dtype="float64")
         expected = (self.lat.size, self.lon.size, self.channel.size, terms)
         if self.coefficients.shape != expected:
-            raise ValueError(
+            raise InputError(
                 f"The '{self.name}' coefficients have shape {self.coefficients.shape}; "
                 f"expected {expected}."
             )
@@ -309,12 +293,12 @@ class Detrend(_PerCellCurve):
 
     def fit(self, fields: xr.DataArray) -> Detrend:
         check_fields(fields)
-        self.origin = float(_fractional_years(fields["time"])[0])
+        self.origin = float(decimal_year(fields["time"])[0])
         self._fit_curve(fields)
         return self
 
     def _basis(self, time: xr.DataArray) -> np.ndarray:
-        years = _fractional_years(time) - self.origin
+        years = decimal_year(time) - self.origin
         return np.stack([np.ones_like(years), years], axis=1)
 
     def state(self) -> dict[str, Any]:
@@ -341,11 +325,7 @@ class Anomalies(_PerCellCurve):
 
     def __init__(self, harmonics: int = 3):
         super().__init__()
-        if isinstance(harmonics, bool) or not isinstance(harmonics, (int, np.integer)) or (
-            harmonics < 0
-        ):
-            raise ValueError(f"`harmonics` must be a non-negative integer; got {harmonics!r}.")
-        self.harmonics = int(harmonics)
+        self.harmonics = non_negative_int(harmonics, "harmonics")
 
     def fit(self, fields: xr.DataArray) -> Anomalies:
         self._fit_curve(fields)
@@ -389,14 +369,14 @@ class Standardize(Step):
         std = np.sqrt(((values - mean) ** 2).weighted(weights).mean(dims)).compute()
         for name, center, spread in zip(_channels(fields), mean.values, std.values):
             if np.isnan(center):
-                raise ValueError(
+                raise InputError(
                     f"Channel '{name}' has no valid cell with positive area weight in the "
-                    f"training data; cannot standardise it."
+                    f"training data; cannot standardize it."
                 )
             if not spread > np.finfo("float32").eps * abs(center):
-                raise ValueError(
+                raise InputError(
                     f"Channel '{name}' has zero standard deviation in the training data "
-                    f"(constant {center:g}); cannot standardise it."
+                    f"(constant {center:g}); cannot standardize it."
                 )
         self.mean, self.std = mean.values, std.values
         self.channel = np.array(_channels(fields))
@@ -422,7 +402,7 @@ class Standardize(Step):
         step.std = np.asarray(state["std"], dtype="float64")
         step.channel = np.array([str(channel) for channel in np.atleast_1d(state["channel"])])
         if not step.mean.shape == step.std.shape == step.channel.shape:
-            raise ValueError(
+            raise InputError(
                 f"The '{cls.name}' state has mean {step.mean.shape}, std {step.std.shape} and "
                 f"channel {step.channel.shape}; expected one value per channel."
             )
@@ -453,7 +433,7 @@ class Preprocessor:
     def __init__(self, steps: Sequence[Step]):
         for step in steps:
             if not isinstance(step, Step):
-                raise ValueError(  # noqa: TRY004
+                raise InputError(
                     f"Preprocessor steps must be Step instances ({', '.join(STEPS)}); "
                     f"got {type(step).__name__}."
                 )
@@ -518,17 +498,20 @@ class Preprocessor:
         try:
             dataset = xr.load_dataset(path)
         except (OSError, ValueError) as error:
-            raise ValueError(f"Cannot read the preprocessor file '{path}': {error}") from error
+            if is_system_error(error):
+                raise
+            reason = first_line(error)
+            raise InputError(f"Cannot read the preprocessor file '{path}': {reason}") from error
         version = dataset.attrs.get(FORMAT_ATTRIBUTE)
         if version != FORMAT_VERSION or "units" not in dataset or "steps" not in dataset.attrs:
-            raise ValueError(
+            raise InputError(
                 f"'{path}' is not a faconvlstm preprocessor file of version {FORMAT_VERSION} "
                 f"(found version {version})."
             )
         steps = []
         for index, name in enumerate(str(dataset.attrs["steps"]).split()):
             if name not in STEPS:
-                raise ValueError(
+                raise InputError(
                     f"'{path}' names an unknown step '{name}'; expected one of {list(STEPS)}."
                 )
             steps.append(STEPS[name].from_state(_step_state(dataset, f"step{index}_")))
@@ -539,13 +522,13 @@ class Preprocessor:
 
     def _require_fitted(self) -> None:
         if self.channels is None:
-            raise ValueError("The preprocessor is not fitted; call fit first.")
+            raise InputError("The preprocessor is not fitted; call fit first.")
 
     @staticmethod
     def _units(fields: xr.DataArray) -> list[str]:
         check_fields(fields)
         if "units" not in fields.coords or fields["units"].dims != ("channel",):
-            raise ValueError(
+            raise InputError(
                 "The fields lack a `units` coordinate along channel; expected the units of "
                 "every channel."
             )
@@ -557,7 +540,7 @@ class Preprocessor:
         _check_channels(fields, self.channels)
         for channel, unit, fitted in zip(self.channels, units, self.units):
             if unit != fitted:
-                raise ValueError(
+                raise InputError(
                     f"Channel '{channel}' has units '{unit}'; expected '{fitted}' (the units of "
                     f"the training data)."
                 )

@@ -1,4 +1,5 @@
-"""Atomic file output: a file is either absent or complete, never half-written."""
+"""File handling: atomic output (a file is either absent or complete, never half-written) and
+telling the system's file errors from a library's complaints about a file's contents."""
 
 from __future__ import annotations
 
@@ -48,6 +49,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 "if any, is untouched. Free some space and run the command again.",
             ) from None
         raise
+
+
+def is_system_error(error: BaseException) -> bool:
+    """Whether ``error`` is the operating system's (an ``OSError`` with a known ``errno``: no
+    permission, an I/O failure), not a reader's complaint about what a file holds."""
+    return isinstance(error, OSError) and error.errno in errno.errorcode
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type's name if it has none)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def write_netcdf(dataset: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Path:

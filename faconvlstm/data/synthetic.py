@@ -46,6 +46,8 @@ from scipy.signal import lfilter
 
 from faconvlstm.data.calendar import time_steps_in_days, year_fraction
 from faconvlstm.data.storage import write_netcdf
+from faconvlstm.errors import InputError
+from faconvlstm.validation import is_integer
 
 FACTORS = ("season", "enso", "teleconnection", "regime", "trend")
 CALENDARS = ("standard", "gregorian", "proleptic_gregorian", "julian", "noleap", "365_day",
@@ -53,6 +55,8 @@ CALENDARS = ("standard", "gregorian", "proleptic_gregorian", "julian", "noleap",
 LAT_RANGE = (20.0, 75.0)
 LON_RANGE = (-80.0, 40.0)
 LEVELS = (500, 850)
+#: The channels the synthetic dataset provides (``z`` once per level of ``LEVELS``).
+SYNTHETIC_VARIABLES = ["t2m", "msl", "z@500", "z@850", "tp", "sst"]
 
 ENSO_POLES = ((27.0, -65.0), (41.0, -60.0))  # (lat, lon) of the warm and the cold pole
 TELECONNECTION_CENTRE = (64.0, 30.0)
@@ -122,13 +126,13 @@ def _check_arguments(years: int, calendar: str, nlat: int, nlon: int, seed: int,
                      regimes: int) -> None:
     for name, value, smallest in (("years", years, 1), ("nlat", nlat, 4), ("nlon", nlon, 4),
                                   ("regimes", regimes, 2), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < smallest:
-            raise ValueError(f"`{name}` must be an integer >= {smallest}; received {value!r}.")
+        if not is_integer(value) or value < smallest:
+            raise InputError(f"`{name}` must be an integer >= {smallest}; received {value!r}.")
     if calendar not in CALENDARS:
-        raise ValueError(f"`calendar` must be one of {', '.join(CALENDARS)}; received {calendar!r}.")
+        raise InputError(f"`calendar` must be one of {', '.join(CALENDARS)}; received {calendar!r}.")
     if (isinstance(noise, bool) or not isinstance(noise, (int, float, np.number))
             or not math.isfinite(noise) or noise < 0):
-        raise ValueError(f"`noise` must be a finite number >= 0; received {noise!r}.")
+        raise InputError(f"`noise` must be a finite number >= 0; received {noise!r}.")
 
 
 def _time_axis(years: int, start: str, calendar: str, freq: str) -> xr.DataArray:
@@ -138,11 +142,11 @@ def _time_axis(years: int, start: str, calendar: str, freq: str) -> xr.DataArray
         stamps = xr.date_range(start, end.strftime("%Y-%m-%d"), freq=freq, calendar=calendar,
                                use_cftime=calendar != "standard", inclusive="left")
     except (ValueError, TypeError, OverflowError) as error:
-        raise ValueError(f"Cannot build a time axis from start={start!r}, freq={freq!r} in the "
+        raise InputError(f"Cannot build a time axis from start={start!r}, freq={freq!r} in the "
                          f"{calendar!r} calendar ({error}); expected a date like '2000-01-01' "
                          f"and a frequency like 'D' or 'MS'.") from None
     if stamps.size < 2:
-        raise ValueError(f"`freq`={freq!r} gives {stamps.size} step(s) in {years} year(s); "
+        raise InputError(f"`freq`={freq!r} gives {stamps.size} step(s) in {years} year(s); "
                          f"expected at least 2.")
     attrs = {"standard_name": "time", "long_name": "time", "axis": "T"}
     return xr.DataArray(stamps, dims="time", name="time", attrs=attrs)

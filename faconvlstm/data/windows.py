@@ -16,6 +16,7 @@ import xarray as xr
 
 from faconvlstm.data.calendar import contiguous_segments, year_fraction
 from faconvlstm.data.preprocessing import area_weights
+from faconvlstm.errors import InputError
 
 #: Fields smaller than this are loaded into memory once; larger ones are read window by window.
 IN_MEMORY_BYTES = 1 << 30
@@ -30,7 +31,7 @@ def training_starts(time: xr.DataArray, window: int, stride: int = 1) -> np.ndar
     starts = np.concatenate(starts) if starts else np.array([], dtype=int)
     if starts.size == 0:
         longest = max(segment.stop - segment.start for segment in contiguous_segments(time))
-        raise ValueError(
+        raise InputError(
             f"No window of {window} timesteps fits in the data: its longest gap-free run has "
             f"{longest} steps; use a shorter window or more data."
         )
@@ -89,7 +90,7 @@ class WindowDataset(keras.utils.PyDataset):
     ):
         super().__init__(**kwargs)
         if shard[1] > 1 and (not drop_remainder or batch_size % shard[1]):
-            raise ValueError(
+            raise InputError(
                 f"A batch of {batch_size} windows cannot be served in {shard[1]} equal parts; "
                 "sharding needs drop_remainder and a batch size that is a multiple of the parts."
             )

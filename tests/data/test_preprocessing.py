@@ -13,7 +13,6 @@ from faconvlstm.data.preprocessing import (
     Preprocessor,
     Standardize,
     area_weights,
-    fill_invalid,
     make_preprocessor,
 )
 
@@ -68,13 +67,6 @@ def test_area_weights_are_cosine_latitude_clipped_at_zero():
     assert area_weights([90.0 + 1e-9])[0] == 0.0
     with pytest.raises(ValueError, match=r"Latitudes must lie in \[-90, 90\].*120"):
         area_weights([0.0, 120.0])
-
-
-def test_fill_invalid_fills_zero_and_returns_the_mask():
-    filled, mask = fill_invalid(np.array([[1.5, np.nan], [np.nan, -2.0]], "float32"))
-    np.testing.assert_array_equal(filled, [[1.5, 0.0], [0.0, -2.0]])
-    np.testing.assert_array_equal(mask, [[1, 0], [0, 1]])
-    assert filled.dtype == np.float32 and mask.dtype == np.float32
 
 
 def test_standardize_matches_hand_computed_area_weighted_statistics(rng):
