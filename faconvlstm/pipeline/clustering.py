@@ -12,6 +12,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from faconvlstm.data.calendar import contiguous_segments
+from faconvlstm.errors import InputError
 from faconvlstm.data.storage import write_netcdf
 from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
 from faconvlstm.pipeline.plots import plot_composites
@@ -21,6 +22,14 @@ from faconvlstm.pipeline.runs import DataSelection, read_run
 SILHOUETTE_SAMPLES = 5000
 #: K tried when the user leaves it to the silhouette criterion.
 AUTO_K = range(2, 9)
+#: KMeans restarts from different centroids; the best of them is kept.
+KMEANS_STARTS = 10
+
+
+def kmeans(k: int, seed: int = 0) -> KMeans:
+    """The KMeans estimator every regime of the package comes from: ``k`` clusters,
+    :data:`KMEANS_STARTS` starts, seeded by ``seed`` (unfitted)."""
+    return KMeans(k, n_init=KMEANS_STARTS, random_state=seed)
 
 
 @dataclasses.dataclass
@@ -48,10 +57,10 @@ def _open_embeddings(embeddings: str | os.PathLike | xr.Dataset) -> xr.Dataset:
             dataset = xr.load_dataset(path)
         except (OSError, ValueError) as error:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise ValueError(f"Cannot read '{path}' as NetCDF: {reason}") from None
+            raise InputError(f"Cannot read '{path}' as NetCDF: {reason}") from None
         name = f"'{path}'"
     if dataset.get(EMBEDDING_VARIABLE, xr.DataArray()).dims != ("time", "embedding"):
-        raise ValueError(
+        raise InputError(
             f"{name} has no '{EMBEDDING_VARIABLE}' variable of dims (time, embedding); expected "
             "the output of `embed`."
         )
@@ -62,7 +71,9 @@ def clustering_scores(points: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
     """Silhouette (higher is better), Davies-Bouldin (lower), Calinski-Harabasz (higher)."""
     sample = min(SILHOUETTE_SAMPLES, len(points))
     return {
-        "silhouette": float(silhouette_score(points, labels, sample_size=sample, random_state=seed)),
+        "silhouette": float(
+            silhouette_score(points, labels, sample_size=sample, random_state=seed)
+        ),
         "davies_bouldin": float(davies_bouldin_score(points, labels)),
         "calinski_harabasz": float(calinski_harabasz_score(points, labels)),
     }
@@ -103,9 +114,7 @@ def with_breaks(labels: np.ndarray, time: xr.DataArray) -> np.ndarray:
 def choose_k(points: np.ndarray, seed: int = 0) -> int:
     """The K in :data:`AUTO_K` with the highest silhouette."""
     scores = {
-        k: clustering_scores(points, KMeans(k, n_init=10, random_state=seed).fit_predict(points))[
-            "silhouette"
-        ]
+        k: clustering_scores(points, kmeans(k, seed).fit_predict(points))["silhouette"]
         for k in AUTO_K
         if k < len(points)
     }
@@ -120,7 +129,9 @@ def _labels_dataset(
     full[covered] = labels
     sequence = with_breaks(full, time)
     months = time.dt.month.values[covered]
-    by_month = np.array([[np.sum((labels == c) & (months == m)) for m in range(1, 13)] for c in range(k)])
+    by_month = np.array(
+        [[np.sum((labels == c) & (months == m)) for m in range(1, 13)] for c in range(k)]
+    )
     names = " ".join(f"regime_{c}" for c in range(k))
     return xr.Dataset(
         {
@@ -158,12 +169,12 @@ def channel_variable_name(channel: str) -> str:
 
 
 def composites(fields: xr.DataArray, labels: xr.DataArray, k: int) -> xr.Dataset:
-    """Mean fields per cluster and their anomaly against the mean of all labelled times."""
-    labelled = fields.isel(time=(labels >= 0).values)
+    """Mean fields per cluster and their anomaly against the mean of all labeled times."""
+    labeled = fields.isel(time=(labels >= 0).values)
     chosen = labels.where(labels >= 0, drop=True).astype(int)
-    overall = labelled.mean("time")
+    overall = labeled.mean("time")
     means = xr.concat(
-        [labelled.isel(time=(chosen == c).values).mean("time") for c in range(k)], dim="cluster"
+        [labeled.isel(time=(chosen == c).values).mean("time") for c in range(k)], dim="cluster"
     ).assign_coords(cluster=np.arange(k))
     variables = {}
     for channel, units in zip(fields["channel"].values, fields["units"].values):
@@ -196,14 +207,16 @@ def cluster(
     covered = np.isfinite(values).all(axis=1)
     points = values[covered]
     if len(points) < 3:
-        raise ValueError(
+        raise InputError(
             f"Only {len(points)} timesteps have an embedding; clustering needs at least 3."
         )
     if k is None:
         k = choose_k(points, seed)
     if not 2 <= k < len(points):
-        raise ValueError(f"k must be between 2 and {len(points) - 1} (the embedded timesteps); got {k}.")
-    model = KMeans(k, n_init=10, random_state=seed).fit(points)
+        raise InputError(
+            f"k must be between 2 and {len(points) - 1} (the embedded timesteps); got {k}."
+        )
+    model = kmeans(k, seed).fit(points)
     labels = model.labels_
     result = _labels_dataset(
         dataset["time"], labels, covered, model, clustering_scores(points, labels, seed)

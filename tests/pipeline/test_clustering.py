@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 from sklearn.metrics import adjusted_rand_score
 
+from faconvlstm.errors import InputError
 from faconvlstm.pipeline import cluster, embed
 from faconvlstm.pipeline.clustering import persistence, transition_matrix, with_breaks
 
@@ -12,7 +13,9 @@ from faconvlstm.pipeline.clustering import persistence, transition_matrix, with_
 def embeddings_dataset(values: np.ndarray, time=None) -> xr.Dataset:
     if time is None:
         time = xr.date_range("2000-01-01", periods=len(values), freq="D", use_cftime=False)
-    return xr.Dataset({"embeddings": (("time", "embedding"), values.astype("float32"))}, {"time": time})
+    return xr.Dataset(
+        {"embeddings": (("time", "embedding"), values.astype("float32"))}, {"time": time}
+    )
 
 
 def blobs(rng, sizes: list[int], spacing: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
@@ -90,15 +93,15 @@ def test_k_none_picks_the_number_of_blobs_by_silhouette(rng):
 @pytest.mark.parametrize("k", [1, 20])
 def test_k_out_of_range_names_the_range(rng, k):
     values, _ = blobs(rng, [10, 10])
-    with pytest.raises(ValueError, match=rf"k must be between 2 and 19 .*; got {k}\.$"):
+    with pytest.raises(InputError, match=rf"k must be between 2 and 19 .*; got {k}\.$"):
         cluster(embeddings_dataset(values), k=k)
 
 
 def test_too_few_embedded_timesteps_and_wrong_datasets_name_the_problem():
-    with pytest.raises(ValueError, match="Only 0 timesteps have an embedding"):
+    with pytest.raises(InputError, match="Only 0 timesteps have an embedding"):
         cluster(embeddings_dataset(np.full((10, 4), np.nan)), k=2)
     wrong = xr.Dataset({"embeddings": (("time", "level"), np.zeros((5, 2)))})
-    with pytest.raises(ValueError, match=r"no 'embeddings' variable of dims \(time, embedding\)"):
+    with pytest.raises(InputError, match=r"no 'embeddings' variable of dims \(time, embedding\)"):
         cluster(wrong, k=2)
 
 
