@@ -3,12 +3,7 @@
 from faconvlstm.evaluation.eof import eof_embeddings, eof_regimes
 from faconvlstm.evaluation.perturbations import add_noise, drop_cells, drop_timesteps
 from faconvlstm.evaluation.probes import probe_r2, seasonal_features
-from faconvlstm.evaluation.similarity import (
-    cka_matrix,
-    clustering_agreement,
-    linear_cka,
-    procrustes_align,
-)
+from faconvlstm.evaluation.similarity import cka_matrix, clustering_agreement, linear_cka
 
 __all__ = [
     "add_noise",
@@ -20,6 +15,5 @@ __all__ = [
     "eof_regimes",
     "linear_cka",
     "probe_r2",
-    "procrustes_align",
     "seasonal_features",
 ]

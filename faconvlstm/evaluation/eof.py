@@ -12,29 +12,78 @@ import warnings
 
 import numpy as np
 import xarray as xr
-from sklearn.cluster import KMeans
 from xeofs.single import EOF
 
 from faconvlstm.data.preprocessing import check_fields
+from faconvlstm.errors import InputError
+from faconvlstm.pipeline.clustering import kmeans
 from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
+from faconvlstm.validation import positive_int
 
 
 def _check_same_grid(train_fields: xr.DataArray, fields: xr.DataArray) -> None:
     for axis in ("lat", "lon", "channel"):
         fitted, given = train_fields[axis].values, fields[axis].values
         if fitted.shape != given.shape or not np.array_equal(fitted, given):
-            raise ValueError(
+            raise InputError(
                 f"The fields' {axis} axis differs from the training fields' ({given.size} vs "
                 f"{fitted.size} values); expected the same grid and channels."
             )
 
 
-def _check_positive_int(value: int, name: str, largest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+def _check_count(value: int, name: str, largest: int) -> int:
+    """``value`` as a positive int of at most ``largest``; InputError otherwise."""
+    value = positive_int(value, name)
     if value > largest:
-        raise ValueError(f"`{name}` is {value}, more than the data allow ({largest}).")
-    return int(value)
+        raise InputError(f"`{name}` is {value}, more than the data allow ({largest}).")
+    return value
+
+
+def _valid_training_fields(train_fields: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """The training times with any valid value, and the features valid at all of them."""
+    observed = train_fields.notnull().any(("lat", "lon", "channel")).compute()
+    if not observed.any():
+        raise InputError("The training fields have no valid value; expected preprocessed fields.")
+    train_fields = train_fields.isel(time=observed.values)
+    valid = train_fields.notnull().all("time").compute()
+    if not valid.any():
+        raise InputError("No cell and channel is valid at every training time; nothing to analyze.")
+    return train_fields, valid
+
+
+def _fit_transform(model: EOF, train_fields: xr.DataArray, fields: xr.DataArray) -> xr.DataArray:
+    """Fit ``model`` on ``train_fields`` and return the PCs of ``fields`` ``(time, mode)``."""
+    with warnings.catch_warnings():
+        # xeofs 3.0 calls xarray APIs that recent xarray flags as deprecated; not ours to act on.
+        for category in (FutureWarning, PendingDeprecationWarning):
+            warnings.filterwarnings("ignore", category=category, module="xeofs")
+        model.fit(train_fields, dim="time")
+        return model.transform(fields).transpose("time", "mode")
+
+
+def _eof_dataset(model: EOF, scores: xr.DataArray, fields: xr.DataArray) -> xr.Dataset:
+    patterns = model.components().transpose("mode", "lat", "lon", "channel")
+    return xr.Dataset(
+        {
+            EMBEDDING_VARIABLE: (
+                ("time", "embedding"),
+                scores.values.astype("float32"),
+                {"long_name": "EOF principal component", "units": "1"},
+            ),
+            "eofs": (
+                ("embedding", "lat", "lon", "channel"),
+                patterns.values.astype("float32"),
+                {"long_name": "EOF pattern (unit norm, sqrt(cos(lat)) weighted)", "units": "1"},
+            ),
+            "explained_variance_ratio": (
+                ("embedding",),
+                model.explained_variance_ratio().values,
+                {"long_name": "fraction of the training variance explained by each EOF"},
+            ),
+        },
+        coords={axis: fields[axis] for axis in ("time", "lat", "lon", "channel")},
+        attrs={"title": "EOF principal components", "weighting": "sqrt(cos(lat))"},
+    )
 
 
 def eof_embeddings(train_fields: xr.DataArray, fields: xr.DataArray, n_modes: int) -> xr.Dataset:
@@ -55,53 +104,20 @@ def eof_embeddings(train_fields: xr.DataArray, fields: xr.DataArray, n_modes: in
     check_fields(train_fields)
     check_fields(fields)
     _check_same_grid(train_fields, fields)
-    observed = train_fields.notnull().any(("lat", "lon", "channel")).compute()
-    if not observed.any():
-        raise ValueError("The training fields have no valid value; expected preprocessed fields.")
-    train_fields = train_fields.isel(time=observed.values)
-    valid = train_fields.notnull().all("time").compute()
-    if not valid.any():
-        raise ValueError("No cell and channel is valid at every training time; nothing to analyse.")
-    n_modes = _check_positive_int(
-        n_modes, "n_modes", min(train_fields.sizes["time"] - 1, int(valid.sum()))
-    )
+    train_fields, valid = _valid_training_fields(train_fields)
+    largest = min(train_fields.sizes["time"] - 1, int(valid.sum()))
+    n_modes = _check_count(n_modes, "n_modes", largest)
     train_fields = train_fields.astype("float64").where(valid)
     filled = fields.astype("float64").fillna(train_fields.mean("time")).where(valid)
     model = EOF(n_modes=n_modes, use_coslat=True, random_state=0)
-    with warnings.catch_warnings():
-        # xeofs 3.0 calls xarray APIs that recent xarray flags as deprecated; not ours to act on.
-        for category in (FutureWarning, PendingDeprecationWarning):
-            warnings.filterwarnings("ignore", category=category, module="xeofs")
-        model.fit(train_fields, dim="time")
-        scores = model.transform(filled).transpose("time", "mode")
-    patterns = model.components().transpose("mode", "lat", "lon", "channel")
-    ratios = model.explained_variance_ratio()
-    return xr.Dataset(
-        {
-            EMBEDDING_VARIABLE: (
-                ("time", "embedding"),
-                scores.values.astype("float32"),
-                {"long_name": "EOF principal component", "units": "1"},
-            ),
-            "eofs": (
-                ("embedding", "lat", "lon", "channel"),
-                patterns.values.astype("float32"),
-                {"long_name": "EOF pattern (unit norm, sqrt(cos(lat)) weighted)", "units": "1"},
-            ),
-            "explained_variance_ratio": (
-                ("embedding",),
-                ratios.values,
-                {"long_name": "fraction of the training variance explained by each EOF"},
-            ),
-        },
-        coords={
-            "time": fields["time"],
-            "lat": fields["lat"],
-            "lon": fields["lon"],
-            "channel": fields["channel"],
-        },
-        attrs={"title": "EOF principal components", "weighting": "sqrt(cos(lat))"},
-    )
+    return _eof_dataset(model, _fit_transform(model, train_fields, filled), fields)
+
+
+def component_regimes(components: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """KMeans regimes (``k`` clusters, the package's :func:`kmeans`) of ``components (N, d)``.
+    ``(N,)``."""
+    k = _check_count(k, "k", len(components))
+    return kmeans(k, seed).fit_predict(components)
 
 
 def eof_regimes(
@@ -110,9 +126,8 @@ def eof_regimes(
     """KMeans regimes of ``fields`` on its leading ``n_modes`` EOF principal components. ``(N,)``.
 
     The field's standard regime baseline: EOFs fitted on ``train_fields`` (see
-    :func:`eof_embeddings`), then KMeans (``k`` clusters, 10 initialisations, ``seed``) on the
+    :func:`eof_embeddings`), then KMeans (``k`` clusters, 10 initializations, ``seed``) on the
     principal components of ``fields``, as the pipeline's ``cluster`` does on the embeddings.
     """
     components = eof_embeddings(train_fields, fields, n_modes)[EMBEDDING_VARIABLE].values
-    k = _check_positive_int(k, "k", len(components))
-    return KMeans(k, n_init=10, random_state=seed).fit_predict(components)
+    return component_regimes(components, k, seed)

@@ -1,7 +1,7 @@
 """What FA's squeeze-excitation and axial attention do, averaged over each regime.
 
 :func:`mechanism_maps` inspects the first FAConvLSTM2D layer of a trained run
-(:meth:`FAConvLSTM2D.inspect`) on every timestep's centre window and averages per cluster:
+(:meth:`FAConvLSTM2D.inspect`) on every timestep's center window and averages per cluster:
 the squeeze-excitation weight of each bottleneck channel, and the map of attention each grid
 cell received. The input projection says which variables feed each bottleneck channel.
 """
@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import xarray as xr
 
+from faconvlstm.errors import InputError
 from faconvlstm.layers import FAConvLSTM2D
 from faconvlstm.pipeline.embedding import TrainedRun
 
@@ -51,6 +52,24 @@ def _cluster_means(values: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray
     return np.stack(means)
 
 
+def _check_run(run: TrainedRun, fields: xr.DataArray, labels: np.ndarray) -> None:
+    if run.config.cell != "fa":
+        raise InputError(
+            f"The run in '{run.run_dir}' uses the {run.config.cell!r} cell; squeeze-excitation "
+            "weights and attention maps exist only for FAConvLSTM2D runs (cell 'fa')."
+        )
+    if len(labels) != fields.sizes["time"]:
+        raise InputError(
+            f"labels has {len(labels)} entries but the data {fields.sizes['time']} timesteps."
+        )
+
+
+def _relative_attention(attention: np.ndarray, halo: int) -> np.ndarray:
+    """Attention ``(time, H', W')`` relative to uniform, without the ``halo`` cells of padding."""
+    attention = attention * (attention.shape[1] * attention.shape[2])
+    return attention[:, halo:-halo, halo:-halo] if halo else attention
+
+
 def mechanism_maps(
     run: TrainedRun,
     fields: xr.DataArray,
@@ -71,15 +90,7 @@ def mechanism_maps(
 
     either of the first two absent when the run switched that mechanism off.
     """
-    if run.config.cell != "fa":
-        raise ValueError(
-            f"The run in '{run.run_dir}' uses the {run.config.cell!r} cell; squeeze-excitation "
-            "weights and attention maps exist only for FAConvLSTM2D runs (cell 'fa')."
-        )
-    if len(labels) != fields.sizes["time"]:
-        raise ValueError(
-            f"labels has {len(labels)} entries but the data {fields.sizes['time']} timesteps."
-        )
+    _check_run(run, fields, labels)
     layer = run.autoencoder.get_layer("encoder_0")
     model_input = keras.Model(run.autoencoder.inputs, layer.input)
     values = run.per_timestep(
@@ -87,7 +98,6 @@ def mechanism_maps(
     )
     labels = np.asarray(labels)
     channels = [*map(str, fields["channel"].values), VALIDITY_CHANNEL]
-    bottleneck = np.arange(layer.bottleneck)
     dataset = xr.Dataset(
         {
             "projection": (
@@ -96,7 +106,8 @@ def mechanism_maps(
                 {"long_name": "input projection of the first FAConvLSTM2D layer"},
             )
         },
-        coords={"cluster": np.arange(k), "bottleneck": bottleneck, "channel": channels},
+        coords={"cluster": np.arange(k), "bottleneck": np.arange(layer.bottleneck),
+                "channel": channels},
         attrs={"run_dir": str(run.run_dir.resolve())},
     )
     if "channel_weights" in values:
@@ -106,11 +117,7 @@ def mechanism_maps(
             {"long_name": "mean squeeze-excitation weight", "units": "1"},
         )
     if "attention" in values:
-        attention = values["attention"]
-        attention = attention * (attention.shape[1] * attention.shape[2])
-        halo = run.config.global_halo
-        if halo:
-            attention = attention[:, halo:-halo, halo:-halo]
+        attention = _relative_attention(values["attention"], run.config.global_halo)
         dataset["attention"] = xr.DataArray(
             _cluster_means(attention, labels, k),
             dims=("cluster", "lat", "lon"),

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from faconvlstm.data.preprocessing import area_weights, check_fields
+from faconvlstm.errors import InputError
 
 
 def _check_level(level: float) -> float:
@@ -20,7 +21,7 @@ def _check_level(level: float) -> float:
         or not np.isfinite(level)
         or level < 0
     ):
-        raise ValueError(f"The noise level must be a finite number >= 0; got {level!r}.")
+        raise InputError(f"The noise level must be a finite number >= 0; got {level!r}.")
     return float(level)
 
 
@@ -30,12 +31,13 @@ def _check_fraction(fraction: float) -> float:
         or not isinstance(fraction, (int, float, np.number))
         or not 0 <= fraction < 1
     ):
-        raise ValueError(f"The fraction to drop must be a number in [0, 1); got {fraction!r}.")
+        raise InputError(f"The fraction to drop must be a number in [0, 1); got {fraction!r}.")
     return float(fraction)
 
 
 def channel_std(fields: xr.DataArray) -> xr.DataArray:
-    """Per channel area-weighted (cos latitude) standard deviation over valid cells. ``(channel,)``."""
+    """Per channel area-weighted (cos latitude) standard deviation over valid cells.
+    ``(channel,)``."""
     weights = xr.DataArray(area_weights(fields["lat"].values), dims="lat")
     return fields.astype("float64").weighted(weights).std(("time", "lat", "lon")).compute()
 
@@ -82,7 +84,7 @@ def drop_timesteps(fields: xr.DataArray, fraction: float, seed: int = 0) -> xr.D
     steps = fields.sizes["time"]
     count = round(fraction * steps)
     if count > max(steps - 2, 0):
-        raise ValueError(
+        raise InputError(
             f"Cannot drop {count} of {steps} timesteps and keep the first and last; use a "
             f"smaller fraction."
         )

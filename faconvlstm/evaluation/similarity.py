@@ -1,4 +1,4 @@
-"""Comparing representations of the same samples: linear CKA, cluster agreement, Procrustes.
+"""Comparing representations of the same samples: linear CKA and cluster agreement.
 
 These measure stability (embeddings of models trained with different seeds) and robustness
 (embeddings of clean and perturbed inputs): both compare two representations row by row.
@@ -9,25 +9,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.linalg import orthogonal_procrustes
 from sklearn.metrics import adjusted_rand_score
+
+from faconvlstm.errors import InputError
 
 
 def _representation(values: np.ndarray, name: str) -> np.ndarray:
     values = np.asarray(values, dtype="float64")
     if values.ndim != 2 or len(values) < 2:
-        raise ValueError(
+        raise InputError(
             f"Expected {name} as (N, d) with N >= 2 samples; got shape {values.shape}."
         )
     if not np.isfinite(values).all():
-        raise ValueError(f"{name} has NaN or infinite values; drop those rows first.")
+        raise InputError(f"{name} has NaN or infinite values; drop those rows first.")
     return values
 
 
 def _paired(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x, y = _representation(x, "x"), _representation(y, "y")
     if len(x) != len(y):
-        raise ValueError(
+        raise InputError(
             f"x and y must hold the same N samples; got shapes {x.shape} and {y.shape}."
         )
     return x, y
@@ -36,7 +37,7 @@ def _paired(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     """Linear centered kernel alignment of ``x (N, d1)`` and ``y (N, d2)``, in [0, 1].
 
-    Kornblith et al. (2019): ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)`` with columns centred.
+    Kornblith et al. (2019): ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)`` with columns centered.
     Invariant to orthogonal transforms and isotropic scaling of either representation, not to
     arbitrary linear maps. Row ``i`` of both must be the same sample.
     """
@@ -45,7 +46,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     y = y - y.mean(axis=0)
     norm_x, norm_y = np.linalg.norm(x.T @ x), np.linalg.norm(y.T @ y)
     if norm_x == 0 or norm_y == 0:
-        raise ValueError("A representation is constant across samples; CKA is undefined.")
+        raise InputError("A representation is constant across samples; CKA is undefined.")
     return float(np.linalg.norm(y.T @ x) ** 2 / (norm_x * norm_y))
 
 
@@ -66,29 +67,11 @@ def clustering_agreement(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
     """
     labels_a, labels_b = np.asarray(labels_a), np.asarray(labels_b)
     if labels_a.ndim != 1 or labels_a.shape != labels_b.shape:
-        raise ValueError(
+        raise InputError(
             f"Expected two (N,) labelings of the same samples; got shapes {labels_a.shape} and "
             f"{labels_b.shape}."
         )
-    labelled = (labels_a >= 0) & (labels_b >= 0)
-    if not labelled.any():
-        raise ValueError("No sample is labelled in both labelings (all have a negative label).")
-    return float(adjusted_rand_score(labels_a[labelled], labels_b[labelled]))
-
-
-def procrustes_align(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``y`` rotated (or reflected) onto ``x``: orthogonal Procrustes after centring. ``(N, d)``.
-
-    Both are centred; the orthogonal ``R`` minimising ``||y R - x||_F`` is applied to ``y`` and
-    ``x``'s mean is added back, so the result is directly comparable to ``x``.
-    """
-    x, y = _paired(x, y)
-    if x.shape != y.shape:
-        raise ValueError(
-            f"Procrustes needs representations of the same size; got shapes {x.shape} and "
-            f"{y.shape}."
-        )
-    x_mean = x.mean(axis=0)
-    y_centred = y - y.mean(axis=0)
-    rotation, _ = orthogonal_procrustes(y_centred, x - x_mean)
-    return y_centred @ rotation + x_mean
+    labeled = (labels_a >= 0) & (labels_b >= 0)
+    if not labeled.any():
+        raise InputError("No sample is labeled in both labelings (all have a negative label).")
+    return float(adjusted_rand_score(labels_a[labeled], labels_b[labeled]))

@@ -6,6 +6,7 @@ import pytest
 import xarray as xr
 from sklearn.metrics import adjusted_rand_score
 
+from faconvlstm.errors import InputError
 from faconvlstm.evaluation.eof import eof_embeddings, eof_regimes
 
 STEPS, LATS, LONS, CHANNELS = 240, 10, 12, 2
@@ -128,15 +129,15 @@ def test_regimes_recover_planted_clusters(rng):
 
 def test_bad_input_is_refused(rng):
     fields = synthetic_fields(rng, uncorrelated_amplitudes(rng, steps=20))
-    with pytest.raises(ValueError, match=r"n_modes` is 25, more than the data allow \(19\)"):
+    with pytest.raises(InputError, match=r"n_modes` is 25, more than the data allow \(19\)"):
         eof_embeddings(fields, fields, n_modes=25)
-    with pytest.raises(ValueError, match="n_modes` must be a positive integer"):
+    with pytest.raises(InputError, match="n_modes` must be a positive integer"):
         eof_embeddings(fields, fields, n_modes=0)
-    with pytest.raises(ValueError, match="lon axis differs"):
+    with pytest.raises(InputError, match="lon axis differs"):
         eof_embeddings(fields, fields.isel(lon=slice(1, None)), n_modes=2)
-    with pytest.raises(ValueError, match="No cell and channel is valid"):
+    with pytest.raises(InputError, match="No cell and channel is valid"):
         eof_embeddings(fields.where(rng.random(fields.shape) < 0.5), fields, n_modes=2)
-    with pytest.raises(ValueError, match="no valid value"):
+    with pytest.raises(InputError, match="no valid value"):
         eof_embeddings(fields.where(fields["lat"] > 100), fields, n_modes=2)
-    with pytest.raises(ValueError, match="`k` is 21, more than the data allow"):
+    with pytest.raises(InputError, match="`k` is 21, more than the data allow"):
         eof_regimes(fields, fields, n_modes=2, k=21)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from faconvlstm.data.windows import WindowDataset, centre_windows
+from faconvlstm.errors import InputError
 from faconvlstm.evaluation.mechanisms import _latest_attended, mechanism_maps
 from faconvlstm.pipeline import fit
 from faconvlstm.pipeline.embedding import TrainedRun
@@ -66,8 +67,8 @@ def test_switched_off_mechanisms_have_no_maps(tmp_path, selection, fields):
 def test_a_convlstm_run_or_wrong_labels_are_refused(tmp_path, selection, fields, trained_run):
     run = fit(selection, tmp_path / "run", {**MODEL, "cell": "convlstm"}, SETTINGS,
               progress=False)
-    with pytest.raises(ValueError, match="only for FAConvLSTM2D runs"):
+    with pytest.raises(InputError, match="only for FAConvLSTM2D runs"):
         mechanism_maps(TrainedRun(run.run_dir), fields, np.zeros(fields.sizes["time"], dtype=int),
                        k=1)
-    with pytest.raises(ValueError, match="labels has 3 entries but the data 731 timesteps"):
+    with pytest.raises(InputError, match="labels has 3 entries but the data 731 timesteps"):
         mechanism_maps(TrainedRun(trained_run.run_dir), fields, np.zeros(3, dtype=int), k=1)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from faconvlstm.errors import InputError
 from faconvlstm.evaluation.perturbations import (
     add_noise,
     channel_std,
@@ -95,14 +96,14 @@ def test_dropped_timesteps_are_the_requested_fraction_never_the_ends(fields):
 
 def test_bad_arguments_are_refused(fields):
     for level in (-0.1, float("nan"), "0.1", True):
-        with pytest.raises(ValueError, match="noise level must be a finite number >= 0"):
+        with pytest.raises(InputError, match="noise level must be a finite number >= 0"):
             add_noise(fields, level)
     for fraction in (1.0, -0.1, 2, None):
-        with pytest.raises(ValueError, match=r"fraction to drop must be a number in \[0, 1\)"):
+        with pytest.raises(InputError, match=r"fraction to drop must be a number in \[0, 1\)"):
             drop_cells(fields, fraction)
-        with pytest.raises(ValueError, match=r"fraction to drop must be a number in \[0, 1\)"):
+        with pytest.raises(InputError, match=r"fraction to drop must be a number in \[0, 1\)"):
             drop_timesteps(fields, fraction)
-    with pytest.raises(ValueError, match="Cannot drop 2 of 3 timesteps"):
+    with pytest.raises(InputError, match="Cannot drop 2 of 3 timesteps"):
         drop_timesteps(fields.isel(time=slice(3)), 0.6)
-    with pytest.raises(ValueError, match="dims"):
+    with pytest.raises(InputError, match="dims"):
         add_noise(fields.transpose("lat", "time", "lon", "channel"), 0.1)
