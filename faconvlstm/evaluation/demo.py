@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from faconvlstm.data.calendar import year_fraction
-from faconvlstm.data.synthetic import FACTORS, write_synthetic_dataset
+from faconvlstm.data.synthetic import FACTORS, SYNTHETIC_VARIABLES, write_synthetic_dataset
 from faconvlstm.evaluation.probes import one_hot, probe_r2, seasonal_features
 from faconvlstm.pipeline import (
     ClusterResult,
@@ -24,7 +24,6 @@ from faconvlstm.pipeline import (
 )
 from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
 
-DEMO_VARIABLES = ["t2m", "msl", "z@500", "z@850", "tp", "sst"]
 #: Factors that take discrete values, probed as one-hot indicators.
 CATEGORICAL_FACTORS = {"regime"}
 
@@ -57,31 +56,32 @@ def _covered(embeddings: xr.Dataset) -> np.ndarray:
     return np.isfinite(embeddings[EMBEDDING_VARIABLE].values).all(axis=1)
 
 
-def _factor_targets(embeddings: xr.Dataset, factors: xr.Dataset) -> dict[str, np.ndarray]:
-    covered = _covered(embeddings)
+def factor_targets(factors: xr.Dataset, time: xr.DataArray) -> dict[str, np.ndarray]:
+    """Each ground-truth ``factor_<name>`` of ``factors`` at ``time``; categorical ones one-hot."""
     targets = {}
     for name in FACTORS:
-        target = factors[f"factor_{name}"].sel(time=embeddings["time"]).values[covered]
+        target = factors[f"factor_{name}"].sel(time=time).values
         targets[name] = one_hot(target) if name in CATEGORICAL_FACTORS else target
     return targets
 
 
+def _probe_factors(
+    features: np.ndarray, embeddings: xr.Dataset, factors: xr.Dataset
+) -> dict[str, float]:
+    """Blocked-CV R^2 of each factor from ``features (time, d)``, on the embedded timesteps."""
+    covered = _covered(embeddings)
+    targets = factor_targets(factors, embeddings["time"].isel(time=covered))
+    return {name: probe_r2(features[covered], target) for name, target in targets.items()}
+
+
 def factor_probes(embeddings: xr.Dataset, factors: xr.Dataset) -> dict[str, float]:
     """Blocked-CV R^2 of each ground-truth ``factor_<name>`` from the embeddings."""
-    features = embeddings[EMBEDDING_VARIABLE].values[_covered(embeddings)]
-    return {
-        name: probe_r2(features, target)
-        for name, target in _factor_targets(embeddings, factors).items()
-    }
+    return _probe_factors(embeddings[EMBEDDING_VARIABLE].values, embeddings, factors)
 
 
 def floor_probes(embeddings: xr.Dataset, factors: xr.Dataset) -> dict[str, float]:
     """The same R^2 from the seasonal encoding alone: what the calendar explains for free."""
-    features = seasonal_features(year_fraction(embeddings["time"]))[_covered(embeddings)]
-    return {
-        name: probe_r2(features, target)
-        for name, target in _factor_targets(embeddings, factors).items()
-    }
+    return _probe_factors(seasonal_features(year_fraction(embeddings["time"])), embeddings, factors)
 
 
 def run_demo(
@@ -107,7 +107,7 @@ def run_demo(
     data_path = out_dir / "synthetic.nc"
     if not data_path.exists():
         write_synthetic_dataset(data_path, years=years, seed=seed)
-    selection = DataSelection(source=str(data_path.resolve()), variables=DEMO_VARIABLES)
+    selection = DataSelection(source=str(data_path.resolve()), variables=SYNTHETIC_VARIABLES)
     with xr.open_dataset(data_path) as synthetic:
         factors = synthetic[[f"factor_{name}" for name in FACTORS]].load()
     runs = {}
@@ -115,7 +115,9 @@ def run_demo(
         run_dir = out_dir / name
         run_dir.mkdir(exist_ok=True)
         settings = TrainingSettings(epochs=epochs, seed=seed, log1p=["tp"], anomalies=anomalies)
-        training = fit(selection, run_dir / "run", model=model, training=settings, progress=progress)
+        training = fit(
+            selection, run_dir / "run", model=model, training=settings, progress=progress
+        )
         embeddings = embed(training.run_dir, out=run_dir / "embeddings.nc")
         clusters = cluster(embeddings, k=k, out=run_dir / "labels.nc", seed=seed)
         runs[name] = DemoRun(training, embeddings, clusters, factor_probes(embeddings, factors))

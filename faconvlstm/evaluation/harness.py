@@ -17,34 +17,37 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
 
 from faconvlstm.data.calendar import year_fraction
 from faconvlstm.data.indices import align_index, read_indices
 from faconvlstm.data.io import open_dataset, standardize_axes
 from faconvlstm.data.preprocessing import Preprocessor
-from faconvlstm.data.synthetic import FACTORS, write_synthetic_dataset
+from faconvlstm.data.splits import split_years
+from faconvlstm.data.synthetic import FACTORS, SYNTHETIC_VARIABLES, write_synthetic_dataset
 from faconvlstm.data.windows import WindowDataset, training_starts
+from faconvlstm.errors import InputError
 from faconvlstm.evaluation.cost import layer_macs
-from faconvlstm.evaluation.eof import eof_embeddings, eof_regimes
+from faconvlstm.evaluation.demo import factor_targets
+from faconvlstm.evaluation.eof import component_regimes, eof_embeddings
 from faconvlstm.evaluation.mechanisms import mechanism_maps
 from faconvlstm.evaluation.memory import peak_training_memory
 from faconvlstm.evaluation.perturbations import add_noise, drop_cells, drop_timesteps
-from faconvlstm.evaluation.probes import one_hot, probe_r2, seasonal_features
-from faconvlstm.evaluation.similarity import clustering_agreement, linear_cka
+from faconvlstm.evaluation.probes import probe_r2, seasonal_features
+from faconvlstm.evaluation.similarity import cka_matrix, clustering_agreement, linear_cka
 from faconvlstm.models import (
     ModelConfig,
     build_autoencoder,
     encoder_layers,
     encoder_parameters,
 )
-from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
-from faconvlstm.pipeline.clustering import clustering_scores, persistence
-from faconvlstm.pipeline.embedding import TrainedRun
+from faconvlstm.pipeline import DataSelection, TrainingResult, TrainingSettings, fit
+from faconvlstm.pipeline.clustering import clustering_scores, kmeans, persistence
+from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE, TrainedRun
 from faconvlstm.pipeline.runs import PREPROCESSOR_FILE
-from faconvlstm.pipeline.training import split_years
 
 FA, CONVLSTM, CONVLSTM_MATCHED, EOF = "FA", "ConvLSTM2D", "ConvLSTM2D (matched)", "EOF"
+#: The models trained with every seed; the ablations are trained with seed 0 only.
+MAIN_MODELS = (FA, CONVLSTM, CONVLSTM_MATCHED)
 #: Each FA mechanism switched off in turn (model settings on top of the FA model's).
 ABLATIONS = {
     "no multi-scale": {"layer_options": {"multiscale_dilations": [1]}},
@@ -54,7 +57,6 @@ ABLATIONS = {
     "no seasonal encoding": {"harmonics": 0},
     "no orthogonality": {"orthogonality": 0.0},
 }
-SYNTHETIC_VARIABLES = ["t2m", "msl", "z@500", "z@850", "tp", "sst"]
 PERTURBATIONS = {
     "gaussian noise": add_noise,
     "missing cells": drop_cells,
@@ -135,6 +137,11 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
+def run_directory(out_dir: str | os.PathLike, name: str, seed: int) -> Path:
+    """The run directory of model ``name`` trained with ``seed`` in the evaluation ``out_dir``."""
+    return Path(out_dir) / "runs" / f"{_slug(name)}-seed{seed}"
+
+
 def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
     return np.all([np.isfinite(a).all(axis=1) for a in arrays], axis=0)
 
@@ -142,9 +149,7 @@ def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
 def _targets(source: xr.Dataset | None, eof_pcs: np.ndarray, time: xr.DataArray) -> dict:
     """Ground-truth factors of ``source`` (synthetic data); without it the leading EOF PCs."""
     if source is not None:
-        factors = {name: source[f"factor_{name}"].sel(time=time).values for name in FACTORS}
-        factors["regime"] = one_hot(factors["regime"])
-        return factors
+        return factor_targets(source, time)
     return {f"EOF PC {i + 1}": eof_pcs[:, i] for i in range(PROBED_PCS)}
 
 
@@ -154,7 +159,7 @@ def _index_targets(index_files: list[str], time: xr.DataArray) -> dict[str, np.n
     for path in index_files:
         for name, series in read_indices(path).items():
             if f"index {name}" in targets:
-                raise ValueError(f"The index {name!r} appears in more than one index file.")
+                raise InputError(f"The index {name!r} appears in more than one index file.")
             targets[f"index {name}"] = align_index(series, time)
     return targets
 
@@ -188,22 +193,261 @@ def pattern_correlation(composites: np.ndarray, reference: np.ndarray) -> float:
     return float(correlation[rows, columns].mean())
 
 
-class _Runs:
-    """Trains (or resumes) the run of each (model, seed) under ``out_dir / runs``."""
 
-    def __init__(self, data, out_dir, settings, progress):
-        self.data, self.out_dir, self.settings, self.progress = data, out_dir, settings, progress
-        self.results = {}
+@dataclasses.dataclass
+class _Models:
+    """Every trained model of an evaluation and its embeddings of the data.
 
-    def train(self, name: str, model: dict, seed: int):
+    ``results``, ``embeddings`` (each ``(time, embedding_dim)``) and ``inference`` (seconds to
+    load the run and embed the data) are keyed by ``(name, seed)``; ``loaded`` holds the
+    seed-0 run of each model.
+    """
+
+    config: ModelConfig
+    variants: dict[str, dict]
+    seeds: range
+    results: dict[tuple[str, int], TrainingResult]
+    embeddings: dict[tuple[str, int], np.ndarray]
+    inference: dict[tuple[str, int], float]
+    loaded: dict[str, TrainedRun]
+
+    def history(self, name: str) -> dict[str, list[float]]:
+        """The training history of model ``name``'s seed-0 run."""
+        return self.results[name, 0].history
+
+
+@dataclasses.dataclass
+class _Baseline:
+    """The preprocessed fields of FA seed 0, their leading EOF PCs and KMeans regimes on them."""
+
+    preprocessed: xr.DataArray
+    pcs: np.ndarray
+    labels: np.ndarray
+
+
+def _with_synthetic_data(
+    data: DataSelection | None, out_dir: Path, settings: EvaluationSettings
+) -> tuple[DataSelection, EvaluationSettings]:
+    """``data``, or the synthetic dataset (written once into ``out_dir``) with ``tp`` log1p."""
+    if data is not None:
+        return data, settings
+    path = out_dir / "synthetic.nc"
+    if not path.exists():
+        write_synthetic_dataset(path, years=settings.years)
+    data = DataSelection(str(path.resolve()), SYNTHETIC_VARIABLES)
+    return data, dataclasses.replace(settings, log1p=settings.log1p or ["tp"])
+
+
+def _train(
+    data: DataSelection, out_dir: Path, settings: EvaluationSettings, variants: dict[str, dict],
+    progress: bool,
+) -> dict[tuple[str, int], TrainingResult]:
+    """Train (or resume) the main models with every seed, then the ablations with seed 0."""
+    plan = [(name, seed) for name in MAIN_MODELS for seed in range(settings.seeds)]
+    plan += [(name, 0) for name in variants if name not in MAIN_MODELS]
+    results = {}
+    for name, seed in plan:
         training = TrainingSettings(
-            epochs=self.settings.epochs, batch_size=self.settings.batch_size, seed=seed,
-            log1p=self.settings.log1p, anomalies=self.settings.anomalies,
+            epochs=settings.epochs, batch_size=settings.batch_size, seed=seed,
+            log1p=settings.log1p, anomalies=settings.anomalies,
         )
-        run_dir = self.out_dir / "runs" / f"{_slug(name)}-seed{seed}"
-        result = fit(self.data, run_dir, {**self.settings.model, **model}, training, self.progress)
-        self.results[name, seed] = result
-        return result
+        model = {**settings.model, **variants[name]}
+        results[name, seed] = fit(data, run_directory(out_dir, name, seed), model, training,
+                                  progress)
+    return results
+
+
+def _trained_models(
+    data: DataSelection, fields: xr.DataArray, out_dir: Path, settings: EvaluationSettings,
+    progress: bool,
+) -> _Models:
+    """Train every model of :func:`model_variants` and embed ``fields`` with each run."""
+    config = ModelConfig(
+        channels=fields.sizes["channel"],
+        grid=(fields.sizes["lat"], fields.sizes["lon"]),
+        **settings.model,
+    )
+    variants = model_variants(config, settings.ablations)
+    results = _train(data, out_dir, settings, variants, progress)
+    embeddings, inference, loaded = {}, {}, {}
+    for (name, seed), result in results.items():
+        clock = time.perf_counter()
+        run = TrainedRun(result.run_dir)
+        embeddings[name, seed] = run.embed(fields)
+        inference[name, seed] = time.perf_counter() - clock
+        if seed == 0:  # the robustness and mechanism maps use the first seed's models
+            loaded[name] = run
+    return _Models(config, variants, range(settings.seeds), results, embeddings, inference,
+                   loaded)
+
+
+def _eof_baseline(fields: xr.DataArray, models: _Models, k: int) -> _Baseline:
+    """EOFs fitted once on the training years (FA seed 0's preprocessing), PCs and regimes."""
+    preprocessor = Preprocessor.load(models.results[FA, 0].run_dir / PREPROCESSOR_FILE)
+    preprocessed = preprocessor.transform(fields).load()
+    train_fields = preprocessor.transform(split_years(fields, 1)[0])
+    eof = eof_embeddings(train_fields, preprocessed, models.config.embedding_dim)
+    pcs = eof[EMBEDDING_VARIABLE].values
+    return _Baseline(preprocessed, pcs, component_regimes(pcs, k))
+
+
+def _probe_targets(
+    data: DataSelection, time: xr.DataArray, pcs: np.ndarray
+) -> tuple[dict[str, np.ndarray], bool]:
+    """The probe targets (see :func:`_targets`) and whether they are ground-truth factors."""
+    source = standardize_axes(open_dataset(data.source))
+    has_factors = all(f"factor_{name}" in source for name in FACTORS)
+    return _targets(source if has_factors else None, pcs, time), has_factors
+
+
+def _model_efficiency(
+    models: _Models, name: str, batch: dict, target_loss: float
+) -> dict[str, float]:
+    """Size, cost and timings of model ``name`` (seed medians)."""
+    config, settings = models.config, {**models.config.to_dict(), **models.variants[name]}
+    autoencoder = build_autoencoder(ModelConfig(**settings))
+    per_seed = [models.results[name, s] for s in models.seeds]
+    steps = [result.train_steps for result in per_seed]
+    epoch_seconds = [np.median(result.history["epoch_seconds"]) for result in per_seed]
+    return {
+        "encoder parameters": encoder_parameters(autoencoder),
+        "encoder GMACs per window": sum(
+            layer_macs(layer, config.window, *config.grid) for layer in encoder_layers(autoencoder)
+        ) / 1e9,
+        "seconds per training batch": float(np.median(np.divide(epoch_seconds, steps))),
+        "seconds to embed the data": float(
+            np.median([models.inference[name, s] for s in models.seeds])
+        ),
+        "peak training MiB": peak_training_memory(settings, batch),
+        f"seconds to loss {target_loss:.3f}": _time_to_loss(models.history(name), target_loss),
+    }
+
+
+def _efficiency(
+    models: _Models, preprocessed: xr.DataArray, batch_size: int
+) -> dict[str, dict[str, float]]:
+    """The efficiency table of the main models; the loss target is their worst final loss."""
+    window = models.config.window
+    starts = training_starts(preprocessed["time"], window, window)
+    batch = WindowDataset(preprocessed, window, starts, batch_size)[0]
+    target_loss = max(models.history(name)["loss"][-1] for name in MAIN_MODELS)
+    return {name: _model_efficiency(models, name, batch, target_loss) for name in MAIN_MODELS}
+
+
+def _regimes_on(points: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """KMeans regimes of ``points[rows]``, -1 on the other rows. ``(N,)``."""
+    assigned = np.full(len(points), -1)
+    assigned[rows] = kmeans(k, 0).fit_predict(points[rows])
+    return assigned
+
+
+def _stability(
+    models: _Models, k: int
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Agreement between seeds of each main model: the table, CKA matrices, seed-0 regimes."""
+    stability, matrices, labels = {}, {}, {}
+    for name in MAIN_MODELS:
+        per_seed = [models.embeddings[name, s] for s in models.seeds]
+        rows = _finite_rows(*per_seed)
+        matrix = cka_matrix([embedding[rows] for embedding in per_seed])
+        seed_labels = [_regimes_on(embedding, rows, k) for embedding in per_seed]
+        pairs = list(itertools.combinations(range(len(per_seed)), 2))
+        labels[name], matrices[name] = seed_labels[0], matrix
+        stability[name] = {
+            "mean CKA between seeds": float(np.mean([matrix[i, j] for i, j in pairs])),
+            "mean ARI between seeds": float(
+                np.mean([clustering_agreement(seed_labels[i], seed_labels[j]) for i, j in pairs])
+            ),
+        }
+    return stability, matrices, labels
+
+
+def _probes(
+    models: _Models, targets: dict, pcs: np.ndarray, time: xr.DataArray
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Probe R^2 (mean, std over seeds) of the main models, EOF and the seasonal floor."""
+    probes = {}
+    for name in MAIN_MODELS:
+        per_seed = [_probe_all(models.embeddings[name, s], targets) for s in models.seeds]
+        probes[name] = {
+            target: (float(np.mean([p[target] for p in per_seed])),
+                     float(np.std([p[target] for p in per_seed])))
+            for target in targets
+        }
+    floor = seasonal_features(year_fraction(time))
+    for name, features in ((EOF, pcs), ("seasonal encoding alone", floor)):
+        probes[name] = {t: (value, 0.0) for t, value in _probe_all(features, targets).items()}
+    return probes
+
+
+def _model_robustness(
+    run: TrainedRun, clean: np.ndarray, fields: xr.DataArray, settings: EvaluationSettings
+) -> dict[str, list[tuple[float, float, float]]]:
+    """``(level, CKA, ARI)`` of clean against perturbed embeddings, per perturbation."""
+    rows = np.isfinite(clean).all(axis=1)
+    model = kmeans(settings.k, 0).fit(clean[rows])
+    clean_labels = model.predict(clean[rows])
+    curves = {}
+    for kind, perturb in PERTURBATIONS.items():
+        levels = settings.noise_levels if kind == "gaussian noise" else settings.missing_fractions
+        curves[kind] = []
+        for level in levels:
+            perturbed = run.embed(perturb(fields, level, seed=1))
+            both = rows & np.isfinite(perturbed).all(axis=1)
+            agreement = clustering_agreement(
+                clean_labels[both[rows]], model.predict(perturbed[both])
+            )
+            curves[kind].append((level, linear_cka(clean[both], perturbed[both]), agreement))
+    return curves
+
+
+def _robustness(models: _Models, fields: xr.DataArray, settings: EvaluationSettings) -> dict:
+    """The robustness curves of each main model's seed-0 run."""
+    return {
+        name: _model_robustness(models.loaded[name], models.embeddings[name, 0], fields, settings)
+        for name in MAIN_MODELS
+    }
+
+
+def _ablations(models: _Models, targets: dict) -> dict[str, dict[str, float]]:
+    """Final losses and probe R^2 of FA and each ablation (seed 0)."""
+    table = {}
+    for name in models.variants:
+        if name in (CONVLSTM, CONVLSTM_MATCHED):
+            continue
+        history = models.history(name)
+        probed = _probe_all(models.embeddings[name, 0], targets)
+        table[name] = {
+            "final loss": history["loss"][-1],
+            "final validation loss": history.get("val_loss", [float("nan")])[-1],
+            **{f"R^2 {target}": value for target, value in probed.items()},
+        }
+    return table
+
+
+def _regime_quality(
+    models: _Models, labels: dict[str, np.ndarray], baseline: _Baseline, k: int
+) -> dict[str, dict[str, float]]:
+    """Cluster scores, persistence and pattern correlation with the EOF regimes, per model."""
+    fields = baseline.preprocessed.values
+    reference = _composites(fields, baseline.labels, k)
+    table = {}
+    for name, assigned in labels.items():
+        points = baseline.pcs if name == EOF else models.embeddings[name, 0]
+        valid = assigned >= 0
+        table[name] = {
+            **clustering_scores(points[valid], assigned[valid]),
+            "mean persistence (steps)": float(persistence(assigned[valid], k).mean()),
+            "pattern correlation with EOF regimes": pattern_correlation(
+                _composites(fields[valid], assigned[valid], k), reference
+            ),
+        }
+    return table
+
+
+def _describe_targets(has_factors: bool, index_files: list[str]) -> str:
+    described = "ground-truth factors" if has_factors else f"leading {PROBED_PCS} EOF PCs"
+    return described + (" and the given indices" if index_files else "")
 
 
 def evaluate(
@@ -216,171 +460,26 @@ def evaluate(
     started = time.perf_counter()
     settings = settings or EvaluationSettings()
     if settings.seeds < 2:
-        raise ValueError(f"seeds must be at least 2 to measure stability; got {settings.seeds}.")
+        raise InputError(f"seeds must be at least 2 to measure stability; got {settings.seeds}.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if data is None:
-        path = out_dir / "synthetic.nc"
-        if not path.exists():
-            write_synthetic_dataset(path, years=settings.years)
-        data = DataSelection(str(path.resolve()), SYNTHETIC_VARIABLES)
-        settings = dataclasses.replace(settings, log1p=settings.log1p or ["tp"])
+    data, settings = _with_synthetic_data(data, out_dir, settings)
     fields = data.load().load()
-    index_targets = _index_targets(settings.index_files, fields["time"])
-    config = ModelConfig(
-        channels=fields.sizes["channel"],
-        grid=(fields.sizes["lat"], fields.sizes["lon"]),
-        **settings.model,
-    )
-    variants = model_variants(config, settings.ablations)
-    runs = _Runs(data, out_dir, settings, progress)
-    main = [FA, CONVLSTM, CONVLSTM_MATCHED]
-    seeds = range(settings.seeds)
-    for name in main:
-        for seed in seeds:
-            runs.train(name, variants[name], seed)
-    for name in variants:
-        if name not in main:
-            runs.train(name, variants[name], 0)
-
-    embeddings, inference, trained = {}, {}, {}
-    for (name, seed), result in runs.results.items():
-        clock = time.perf_counter()
-        run = TrainedRun(result.run_dir)
-        embeddings[name, seed] = run.embed(fields)
-        inference[name, seed] = time.perf_counter() - clock
-        if seed == 0:  # the robustness and mechanism maps use the first seed's models
-            trained[name] = run
-
-    preprocessor = Preprocessor.load(runs.results[FA, 0].run_dir / PREPROCESSOR_FILE)
-    train_fields = split_years(fields, 1)[0]
-    preprocessed = preprocessor.transform(fields).load()
-    eof = eof_embeddings(preprocessor.transform(train_fields), preprocessed, config.embedding_dim)
-    eof_pcs = eof["embeddings"].values
-    eof_labels = eof_regimes(
-        preprocessor.transform(train_fields), preprocessed, config.embedding_dim, settings.k
-    )
-
-    source = standardize_axes(open_dataset(data.source))
-    has_factors = all(f"factor_{name}" in source for name in FACTORS)
-    targets = _targets(source if has_factors else None, eof_pcs, fields["time"])
+    index_targets = _index_targets(settings.index_files, fields["time"])  # before any training
+    models = _trained_models(data, fields, out_dir, settings, progress)
+    baseline = _eof_baseline(fields, models, settings.k)
+    targets, has_factors = _probe_targets(data, fields["time"], baseline.pcs)
     targets.update(index_targets)
-    floor = seasonal_features(year_fraction(fields["time"]))
-
-    histories = {name: runs.results[name, 0].history for name in variants}
-    starts = training_starts(preprocessed["time"], config.window, config.window)
-    batch = WindowDataset(preprocessed, config.window, starts, settings.batch_size)[0]
-    target_loss = max(histories[name]["loss"][-1] for name in main)
-    efficiency = {}
-    for name in main:
-        result = runs.results[name, 0]
-        autoencoder = build_autoencoder(ModelConfig(**{**config.to_dict(), **variants[name]}))
-        encoder = encoder_layers(autoencoder)
-        steps = [runs.results[name, s].train_steps for s in seeds]
-        epoch_seconds = [np.median(runs.results[name, s].history["epoch_seconds"]) for s in seeds]
-        efficiency[name] = {
-            "encoder parameters": encoder_parameters(autoencoder),
-            "encoder GMACs per window": sum(
-                layer_macs(layer, config.window, *config.grid) for layer in encoder
-            ) / 1e9,
-            "seconds per training batch": float(np.median(np.divide(epoch_seconds, steps))),
-            "seconds to embed the data": float(np.median([inference[name, s] for s in seeds])),
-            "peak training MiB": peak_training_memory(
-                {**config.to_dict(), **variants[name]}, batch
-            ),
-            f"seconds to loss {target_loss:.3f}": _time_to_loss(result.history, target_loss),
-        }
-
-    stability, cka_matrices, labels = {}, {}, {}
-    for name in main:
-        per_seed = [embeddings[name, s] for s in seeds]
-        rows = _finite_rows(*per_seed)
-        matrix = np.ones((len(per_seed), len(per_seed)))
-        for i, j in itertools.combinations(range(len(per_seed)), 2):
-            matrix[i, j] = matrix[j, i] = linear_cka(per_seed[i][rows], per_seed[j][rows])
-        seed_labels = []
-        for embedding in per_seed:
-            assigned = np.full(len(embedding), -1)
-            assigned[rows] = KMeans(settings.k, n_init=10, random_state=0).fit_predict(
-                embedding[rows]
-            )
-            seed_labels.append(assigned)
-        labels[name] = seed_labels[0]
-        pairs = list(itertools.combinations(range(len(per_seed)), 2))
-        cka_matrices[name] = matrix
-        stability[name] = {
-            "mean CKA between seeds": float(np.mean([matrix[i, j] for i, j in pairs])),
-            "mean ARI between seeds": float(
-                np.mean([clustering_agreement(seed_labels[i], seed_labels[j]) for i, j in pairs])
-            ),
-        }
-    labels[EOF] = eof_labels
-
-    probes = {}
-    for name in main:
-        per_seed = [_probe_all(embeddings[name, s], targets) for s in seeds]
-        probes[name] = {
-            target: (float(np.mean([p[target] for p in per_seed])),
-                     float(np.std([p[target] for p in per_seed])))
-            for target in targets
-        }
-    probes[EOF] = {t: (value, 0.0) for t, value in _probe_all(eof_pcs, targets).items()}
-    probes["seasonal encoding alone"] = {
-        t: (value, 0.0) for t, value in _probe_all(floor, targets).items()
-    }
-
-    robustness = {}
-    for name in main:
-        run, clean = trained[name], embeddings[name, 0]
-        rows = np.isfinite(clean).all(axis=1)
-        kmeans = KMeans(settings.k, n_init=10, random_state=0).fit(clean[rows])
-        clean_labels = kmeans.predict(clean[rows])
-        robustness[name] = {}
-        for kind, perturb in PERTURBATIONS.items():
-            levels = settings.noise_levels if kind == "gaussian noise" else settings.missing_fractions
-            curve = []
-            for level in levels:
-                perturbed = run.embed(perturb(fields, level, seed=1))
-                both = rows & np.isfinite(perturbed).all(axis=1)
-                agreement = clustering_agreement(
-                    clean_labels[both[rows]], kmeans.predict(perturbed[both])
-                )
-                curve.append((level, linear_cka(clean[both], perturbed[both]), agreement))
-            robustness[name][kind] = curve
-
-    ablation_table = {}
-    for name in variants:
-        if name in (CONVLSTM, CONVLSTM_MATCHED):
-            continue
-        history = runs.results[name, 0].history
-        probed = _probe_all(embeddings[name, 0], targets)
-        ablation_table[name] = {
-            "final loss": history["loss"][-1],
-            "final validation loss": history.get("val_loss", [float("nan")])[-1],
-            **{f"R^2 {target}": value for target, value in probed.items()},
-        }
-
-    reference = _composites(preprocessed.values, eof_labels, settings.k)
-    clustering = {}
-    for name, assigned in labels.items():
-        points = eof_pcs if name == EOF else embeddings[name, 0]
-        valid = assigned >= 0
-        clustering[name] = {
-            **clustering_scores(points[valid], assigned[valid]),
-            "mean persistence (steps)": float(persistence(assigned[valid], settings.k).mean()),
-            "pattern correlation with EOF regimes": pattern_correlation(
-                _composites(preprocessed.values[valid], assigned[valid], settings.k), reference
-            ),
-        }
-
-    probe_targets = "ground-truth factors" if has_factors else f"leading {PROBED_PCS} EOF PCs"
-    if settings.index_files:
-        probe_targets += " and the given indices"
+    efficiency = _efficiency(models, baseline.preprocessed, settings.batch_size)
+    stability, cka_matrices, labels = _stability(models, settings.k)
+    labels[EOF] = baseline.labels
     return Evaluation(
         data=data, settings=settings, efficiency=efficiency, stability=stability,
-        cka_matrices=cka_matrices, probes=probes, probe_targets=probe_targets,
-        robustness=robustness, ablations=ablation_table, clustering=clustering,
-        histories=histories, labels=labels,
-        mechanisms=mechanism_maps(trained[FA], fields, labels[FA], settings.k),
-        embeddings=embeddings, time=fields["time"], seconds=time.perf_counter() - started,
+        cka_matrices=cka_matrices, probes=_probes(models, targets, baseline.pcs, fields["time"]),
+        probe_targets=_describe_targets(has_factors, settings.index_files),
+        robustness=_robustness(models, fields, settings), ablations=_ablations(models, targets),
+        clustering=_regime_quality(models, labels, baseline, settings.k),
+        histories={name: models.history(name) for name in models.variants}, labels=labels,
+        mechanisms=mechanism_maps(models.loaded[FA], fields, labels[FA], settings.k),
+        embeddings=models.embeddings, time=fields["time"], seconds=time.perf_counter() - started,
     )

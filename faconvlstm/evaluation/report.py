@@ -5,16 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.figure import Figure
 
 import faconvlstm
 from faconvlstm.data.storage import atomic_path
-from faconvlstm.evaluation.harness import FA, Evaluation
+from faconvlstm.evaluation.harness import FA, Evaluation, run_directory
 from faconvlstm.pipeline import cluster
 from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
 
@@ -44,15 +41,20 @@ def markdown_table(rows: dict[str, dict], first: str = "model") -> list[str]:
     return lines + [""]
 
 
-def _save(figure, path: Path) -> str:
+def _figure(figsize: tuple[float, float], rows: int = 1, columns: int = 1, **subplots):
+    """A constrained-layout figure of its own (no pyplot state) and its axes."""
+    figure = Figure(figsize=figsize, layout="constrained")
+    return figure, figure.subplots(rows, columns, **subplots)
+
+
+def _save(figure: Figure, path: Path) -> str:
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=90, format="png")
-    plt.close(figure)
     return path.name
 
 
 def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> str:
-    figure, axis = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    figure, axis = _figure((7, 4))
     for name, history in histories.items():
         axis.plot(np.arange(1, len(history["loss"]) + 1), history["loss"], label=name)
     axis.set(xlabel="epoch", ylabel="training loss (seed 0)", yscale="log")
@@ -62,8 +64,7 @@ def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> str
 
 def plot_robustness(robustness: dict, path: Path) -> str:
     kinds = list(next(iter(robustness.values())))
-    figure, axes = plt.subplots(2, len(kinds), figsize=(4 * len(kinds), 6), squeeze=False,
-                                constrained_layout=True)
+    figure, axes = _figure((4 * len(kinds), 6), 2, len(kinds), squeeze=False)
     for column, kind in enumerate(kinds):
         for name, curves in robustness.items():
             levels, cka, agreement = zip(*curves[kind])
@@ -76,8 +77,7 @@ def plot_robustness(robustness: dict, path: Path) -> str:
 
 
 def plot_cka(matrices: dict[str, np.ndarray], path: Path) -> str:
-    figure, axes = plt.subplots(1, len(matrices), figsize=(3.4 * len(matrices), 3),
-                                squeeze=False, constrained_layout=True)
+    figure, axes = _figure((3.4 * len(matrices), 3), 1, len(matrices), squeeze=False)
     for axis, (name, matrix) in zip(axes[0], matrices.items()):
         image = axis.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
         axis.set(title=name, xlabel="seed", ylabel="seed")
@@ -90,7 +90,7 @@ def plot_cka(matrices: dict[str, np.ndarray], path: Path) -> str:
 def plot_channel_weights(mechanisms: xr.Dataset, path: Path) -> str:
     """SE weight of each bottleneck channel per regime, beside the variables feeding it."""
     weights, projection = mechanisms["channel_weights"], mechanisms["projection"]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
+    figure, (left, right) = _figure((10, 3.4), 1, 2)
     image = left.imshow(weights.values, cmap="viridis", aspect="auto")
     for (i, j), value in np.ndenumerate(weights.values):
         left.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w")
@@ -109,8 +109,7 @@ def plot_attention(mechanisms: xr.Dataset, path: Path) -> str:
     """Attention received by each cell per regime, relative to uniform (1), on one scale."""
     attention = mechanisms["attention"]
     k = attention.sizes["cluster"]
-    figure, axes = plt.subplots(1, k, figsize=(3.4 * k, 2.8), squeeze=False,
-                                constrained_layout=True)
+    figure, axes = _figure((3.4 * k, 2.8), 1, k, squeeze=False)
     spread = float(np.nanmax(np.abs(attention.values - 1.0))) or 1e-6
     for regime, axis in enumerate(axes[0]):
         mesh = axis.pcolormesh(
@@ -143,29 +142,25 @@ def _mechanism_lines(mechanisms: xr.Dataset, out_dir: Path) -> list[str]:
     return lines
 
 
-def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
-    """Write ``out_dir/report.md`` and its PNGs; returns the report's path."""
-    settings = evaluation.settings
-    fa_run = out_dir / "runs" / "fa-seed0"
-    embeddings = xr.Dataset(
-        {EMBEDDING_VARIABLE: (("time", "embedding"), evaluation.embeddings[FA, 0])},
-        coords={"time": evaluation.time},
-        attrs={"run_dir": str(fa_run.resolve())},
-    )
-    regimes = cluster(embeddings, settings.k, out_dir / "fa_regimes.nc")
-    maps = regimes.files[-1].name if len(regimes.files) > 1 else None
-    lines = [
+def _header(evaluation: Evaluation, command: str) -> list[str]:
+    data, settings = evaluation.data, evaluation.settings
+    return [
         "# faconvlstm evaluation report",
         "",
         f"- Command: `{command}`",
-        f"- Data: `{evaluation.data.source}`, variables {', '.join(evaluation.data.variables)}"
-        + (f", region {evaluation.data.region}" if evaluation.data.region else ""),
+        f"- Data: `{data.source}`, variables {', '.join(data.variables)}"
+        + (f", region {data.region}" if data.region else ""),
         (f"- Seeds: {settings.seeds} (ablations: seed 0), epochs: {settings.epochs}, "
         f"anomalies: {settings.anomalies}, K = {settings.k}"),
         (f"- Backend: {faconvlstm.backend()}, faconvlstm {faconvlstm.__version__}; "
         f"wall time {evaluation.seconds / 60:.1f} min"),
         "- Every figure below was computed in this run.",
         "",
+    ]
+
+
+def _efficiency_and_stability(evaluation: Evaluation, out_dir: Path) -> list[str]:
+    return [
         "## Efficiency (seed medians; times on this machine, same process)",
         "",
         *markdown_table(evaluation.efficiency),
@@ -175,11 +170,16 @@ def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
         "",
         ("Linear CKA between the embeddings of models trained with different seeds, and the "
         "adjusted Rand index between their KMeans regimes (1 = identical up to rotation / "
-        "relabelling). EOF is deterministic and not listed."),
+        "relabeling). EOF is deterministic and not listed."),
         "",
         *markdown_table(evaluation.stability),
         f"![CKA between seeds]({plot_cka(evaluation.cka_matrices, out_dir / 'cka_seeds.png')})",
         "",
+    ]
+
+
+def _interpretability(evaluation: Evaluation, out_dir: Path) -> list[str]:
+    return [
         f"## Interpretability: linear-probe R^2 of the {evaluation.probe_targets}",
         "",
         ("Ridge probes, 5 contiguous folds (blocked: daily data are autocorrelated); mean ± "
@@ -187,6 +187,11 @@ def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
         "",
         *markdown_table(evaluation.probes),
         *_mechanism_lines(evaluation.mechanisms, out_dir),
+    ]
+
+
+def _robustness_and_ablations(evaluation: Evaluation, out_dir: Path) -> list[str]:
+    return [
         "## Robustness to perturbed inputs (seed 0)",
         "",
         ("CKA between embeddings of clean and perturbed inputs and agreement (ARI) of the "
@@ -198,6 +203,22 @@ def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
         "## Ablations (seed 0): each FA mechanism switched off",
         "",
         *markdown_table(evaluation.ablations),
+    ]
+
+
+def _regime_maps(evaluation: Evaluation, out_dir: Path) -> str | None:
+    """Cluster FA seed 0's embeddings into ``fa_regimes.nc``; the composite map's name."""
+    embeddings = xr.Dataset(
+        {EMBEDDING_VARIABLE: (("time", "embedding"), evaluation.embeddings[FA, 0])},
+        coords={"time": evaluation.time},
+        attrs={"run_dir": str(run_directory(out_dir, FA, 0).resolve())},
+    )
+    regimes = cluster(embeddings, evaluation.settings.k, out_dir / "fa_regimes.nc")
+    return regimes.files[-1].name if len(regimes.files) > 1 else None
+
+
+def _regimes(evaluation: Evaluation, maps: str | None) -> list[str]:
+    lines = [
         "## Regimes",
         "",
         ("KMeans (K as above) on each model's embeddings (seed 0) and the standard baseline, "
@@ -207,7 +228,22 @@ def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
         *markdown_table(evaluation.clustering),
     ]
     if maps:
-        lines += [f"FA regime composites (anomalies against the mean of all days): ![maps]({maps})", ""]
+        lines += [
+            f"FA regime composites (anomalies against the mean of all days): ![maps]({maps})", ""
+        ]
+    return lines
+
+
+def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
+    """Write ``out_dir/report.md`` and its PNGs; returns the report's path."""
+    maps = _regime_maps(evaluation, out_dir)
+    lines = [
+        *_header(evaluation, command),
+        *_efficiency_and_stability(evaluation, out_dir),
+        *_interpretability(evaluation, out_dir),
+        *_robustness_and_ablations(evaluation, out_dir),
+        *_regimes(evaluation, maps),
+    ]
     path = out_dir / REPORT_FILE
     with atomic_path(path) as temporary:
         temporary.write_text("\n".join(lines) + "\n")
