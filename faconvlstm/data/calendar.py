@@ -91,7 +91,8 @@ def year_fraction(time: xr.DataArray) -> np.ndarray:
 
 def decimal_year(time: xr.DataArray) -> np.ndarray:
     """Calendar year plus :func:`year_fraction`, in the data's own calendar. ``(T,)`` float64."""
-    return time.dt.year.values.astype("float64") + year_fraction(time).astype("float64")
+    fraction = year_fraction(time).astype("float64")
+    return time.dt.year.values.astype("float64") + fraction
 
 
 def seasonal_harmonics(fraction: np.ndarray, harmonics: int) -> np.ndarray:

@@ -9,6 +9,8 @@ from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from faconvlstm.data.calendar import seasonal_harmonics
+
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)
 
 
@@ -16,7 +18,7 @@ def probe_r2(features: np.ndarray, target: np.ndarray, folds: int = 5) -> float:
     """Out-of-fold R^2 of a ridge probe ``features (N, d) -> target (N,)`` or ``(N, m)``.
 
     The folds are contiguous blocks of time (no shuffling): daily data are autocorrelated,
-    and shuffled folds would let the probe interpolate between neighbouring days. A
+    and shuffled folds would let the probe interpolate between neighboring days. A
     multi-column target (e.g. a one-hot regime) scores the variance-weighted R^2.
     """
     features = np.asarray(features, dtype="float64")
@@ -40,6 +42,6 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
 
 
 def seasonal_features(year_fraction: np.ndarray, harmonics: int = 3) -> np.ndarray:
-    """The seasonal harmonics ``sin, cos(2 pi k phi)``, ``k = 1..K``: the probe floor. ``(N, 2K)``."""
-    angles = 2 * np.pi * np.outer(year_fraction, np.arange(1, harmonics + 1))
-    return np.stack([np.sin(angles), np.cos(angles)], axis=-1).reshape(len(year_fraction), -1)
+    """The probe floor: :func:`~faconvlstm.data.calendar.seasonal_harmonics` of the year
+    fractions, ``cos(2 pi k phi)`` then ``sin(2 pi k phi)``, ``k = 1..K``. ``(N, 2K)``."""
+    return seasonal_harmonics(year_fraction, harmonics)

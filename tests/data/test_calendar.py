@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from faconvlstm.data.calendar import check_time_axis, contiguous_segments, year_fraction
+from faconvlstm.data.calendar import (
+    check_time_axis,
+    contiguous_segments,
+    decimal_year,
+    seasonal_harmonics,
+    year_fraction,
+)
+from faconvlstm.errors import InputError
 
 
 def dates(start: str, periods: int, calendar: str = "standard", freq: str = "D") -> xr.DataArray:
@@ -26,6 +33,26 @@ def dates(start: str, periods: int, calendar: str = "standard", freq: str = "D")
 )
 def test_year_fraction_of_known_dates(calendar, start, expected):
     assert year_fraction(dates(start, 1, calendar))[0] == pytest.approx(expected, abs=1e-7)
+
+
+def test_decimal_year_is_the_year_plus_its_fraction():
+    time = dates("2000-12-30", 3, "360_day")
+    np.testing.assert_allclose(decimal_year(time), [2000 + 359 / 360, 2001.0, 2001 + 1 / 360])
+    assert decimal_year(time).dtype == np.float64
+    with pytest.raises(InputError, match="holds int64 values, not dates"):
+        decimal_year(xr.DataArray(np.arange(3), dims="time"))
+
+
+def test_seasonal_harmonics_are_the_cosines_then_the_sines():
+    phi = np.array([0.0, 0.125, 0.25])
+    expected = np.stack(
+        [np.cos(2 * np.pi * phi), np.cos(4 * np.pi * phi),
+         np.sin(2 * np.pi * phi), np.sin(4 * np.pi * phi)], axis=1,
+    )
+    np.testing.assert_allclose(seasonal_harmonics(phi, 2), expected, atol=1e-12)
+    assert seasonal_harmonics(phi, 0).shape == (3, 0)
+    with pytest.raises(InputError, match="`harmonics` must be a non-negative integer"):
+        seasonal_harmonics(phi, -1)
 
 
 def test_time_of_day_counts():
@@ -55,13 +82,13 @@ def test_monthly_360_day_stamps():
 
 def test_duplicated_stamps_are_named():
     time = xr.DataArray(np.array(["2001-01-01", "2001-01-02", "2001-01-02"], "datetime64[ns]"), dims="time")
-    with pytest.raises(ValueError, match="duplicated stamps.*2001-01-02"):
+    with pytest.raises(InputError, match="duplicated stamps.*2001-01-02"):
         check_time_axis(time)
 
 
 def test_non_monotonic_time_is_named():
     time = xr.DataArray(np.array(["2001-01-02", "2001-01-01"], "datetime64[ns]"), dims="time")
-    with pytest.raises(ValueError, match="not increasing.*position 1"):
+    with pytest.raises(InputError, match="not increasing.*position 1"):
         check_time_axis(time)
 
 

@@ -6,6 +6,7 @@ import pytest
 import xarray as xr
 
 from faconvlstm.data.indices import align_index, read_indices
+from faconvlstm.errors import InputError
 
 
 def daily_time(calendar="standard", periods=365):
@@ -62,13 +63,13 @@ def test_every_series_of_a_netcdf_file_is_an_index(tmp_path, rng):
 )
 def test_bad_csv_files_say_what_was_expected(tmp_path, content, message):
     (tmp_path / "bad.csv").write_text(content)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         read_indices(tmp_path / "bad.csv")
 
 
 def test_a_netcdf_file_without_time_is_refused(tmp_path):
     xr.Dataset({"nino": ("x", [1.0, 2.0])}).to_netcdf(tmp_path / "static.nc")
-    with pytest.raises(ValueError, match="has no time axis"):
+    with pytest.raises(InputError, match="has no time axis"):
         read_indices(tmp_path / "static.nc")
 
 
@@ -79,5 +80,5 @@ def test_missing_file_and_no_overlap_are_refused(tmp_path):
         [1.0, 2.0], dims="time", coords={"time": pd.to_datetime(["1950-01-01", "1950-02-01"])},
         name="old",
     )
-    with pytest.raises(ValueError, match="covers 0 of the data's timesteps"):
+    with pytest.raises(InputError, match="covers 0 of the data's timesteps"):
         align_index(index, daily_time())

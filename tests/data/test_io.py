@@ -1,5 +1,8 @@
 """Reading NetCDF/Zarr into canonical fields: axes, channels, crops, seasons, errors."""
 
+import os
+from pathlib import Path
+
 import cftime
 import dask.array
 import numpy as np
@@ -15,6 +18,7 @@ from faconvlstm.data.io import (
     select_fields,
     standardize_axes,
 )
+from faconvlstm.errors import InputError
 
 LAT = np.array([-20.0, 0.0, 20.0, 40.0])
 LON = np.arange(0.0, 360.0, 30.0)  # 0..330, stored in the 0..360 convention
@@ -128,7 +132,7 @@ def test_per_variable_and_per_year_files_merge_from_a_glob(tmp_path):
 def test_files_on_different_grids_are_refused(tmp_path):
     write(gridded()[["z"]], tmp_path / "z.nc")
     write(gridded(lat=LAT + 1.0)[["t2m"]], tmp_path / "t2m.nc")
-    with pytest.raises(ValueError, match="different lat/lon grids"):
+    with pytest.raises(InputError, match="different lat/lon grids"):
         open_dataset(str(tmp_path / "*.nc"))
 
 
@@ -163,9 +167,9 @@ def test_parse_variables():
     assert parse_variables("z@500, t@850,t2m") == [("z", 500.0), ("t", 850.0), ("t2m", None)]
     assert parse_variables(["z@500", "t2m"]) == [("z", 500.0), ("t2m", None)]
     for bad in ("z@", "@500", "z@500hPa", "z@500@1", "z@500,,t2m", ""):
-        with pytest.raises(ValueError, match="Cannot parse variable"):
+        with pytest.raises(InputError, match="Cannot parse variable"):
             parse_variables(bad)
-    with pytest.raises(ValueError, match="requested twice"):
+    with pytest.raises(InputError, match="requested twice"):
         parse_variables("z@500,z@500.0")
 
 
@@ -243,14 +247,34 @@ def test_missing_files_are_file_not_found(tmp_path):
         open_dataset(str(tmp_path / "*.nc"))
 
 
-def test_unreadable_file_is_a_value_error(tmp_path):
+def test_a_file_that_is_not_netcdf_or_is_truncated_is_an_input_error(tmp_path):
     garbage = tmp_path / "garbage.nc"
     garbage.write_bytes(b"this is not a netcdf file" * 10)
-    with pytest.raises(ValueError, match="cannot read '.*garbage.nc' as NetCDF or Zarr: "):
+    with pytest.raises(InputError, match="cannot read '.*garbage.nc' as NetCDF or Zarr: [^\n]+$"):
         open_dataset(garbage)
     write(gridded(), tmp_path / "good.nc")
-    with pytest.raises(ValueError, match="cannot read '.*garbage.nc' as NetCDF or Zarr: "):
+    with pytest.raises(InputError, match="cannot read '.*garbage.nc' as NetCDF or Zarr: "):
         open_dataset([tmp_path / "good.nc", garbage])
+    whole = (tmp_path / "good.nc").read_bytes()
+    (tmp_path / "truncated.nc").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match="cannot read '.*truncated.nc' as NetCDF or Zarr: "):
+        open_dataset(tmp_path / "truncated.nc")
+
+
+def test_a_file_the_system_cannot_read_is_a_permission_error(tmp_path, monkeypatch):
+    write(gridded(), tmp_path / "secret.nc")
+    real_access = os.access
+
+    def access(path, mode, **kwargs):  # what a non-root user sees, also when tests run as root
+        if Path(path).name == "secret.nc" and mode & os.R_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    with pytest.raises(PermissionError, match="'.*secret.nc' is not readable"):
+        open_dataset(tmp_path / "secret.nc")
+    with pytest.raises(PermissionError, match="'.*secret.nc' is not readable"):
+        open_dataset(str(tmp_path / "*.nc"))
 
 
 @pytest.mark.parametrize(
@@ -263,19 +287,19 @@ def test_unreadable_file_is_a_value_error(tmp_path):
     ],
 )
 def test_variable_errors(variables, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         select_fields(standardize_axes(gridded()), variables)
 
 
 def test_time_axis_errors():
     ds = gridded()
     with pytest.raises(
-        ValueError, match=r"No time axis found among the dimensions \(level, lat, lon\)"
+        InputError, match=r"No time axis found among the dimensions \(level, lat, lon\)"
     ):
         standardize_axes(ds.isel(time=0, drop=True))
-    with pytest.raises(ValueError, match="duplicated stamps"):
+    with pytest.raises(InputError, match="duplicated stamps"):
         standardize_axes(ds.isel(time=[0, 1, 1, 2]))
-    with pytest.raises(ValueError, match="not increasing"):
+    with pytest.raises(InputError, match="not increasing"):
         standardize_axes(ds.isel(time=[0, 2, 1]))
 
 
@@ -283,20 +307,20 @@ def test_selection_errors():
     ds = gridded()
     ds["z"][:, 2] = np.nan  # z@500 holds no data at all
     ds = standardize_axes(ds)
-    with pytest.raises(ValueError, match="region .* holds no grid cells"):
+    with pytest.raises(InputError, match="region .* holds no grid cells"):
         select_fields(ds, "t2m", region=(50, 60, 0, 40))
-    with pytest.raises(ValueError, match="No timesteps between '2001-01-01' and '2001-02-01'"):
+    with pytest.raises(InputError, match="No timesteps between '2001-01-01' and '2001-02-01'"):
         select_fields(ds, "t2m", time=("2001-01-01", "2001-02-01"))
-    with pytest.raises(ValueError, match="Channel.* z@500 are all NaN"):
+    with pytest.raises(InputError, match="Channel.* z@500 are all NaN"):
         select_fields(ds, "t2m,z@500")
     for season, reason in [
         ("DFJ", "not consecutive"),
         ("J", "ambiguous"),
         ("XYZ", "not consecutive"),
     ]:
-        with pytest.raises(ValueError, match=f"Season '{season}' is {reason}"):
+        with pytest.raises(InputError, match=f"Season '{season}' is {reason}"):
             select_fields(ds, "t2m", season=season)
-    with pytest.raises(ValueError, match="integers 1..12"):
+    with pytest.raises(InputError, match="integers 1..12"):
         select_fields(ds, "t2m", season=[0, 13])
-    with pytest.raises(ValueError, match="No timesteps fall in season 'JJA'"):
+    with pytest.raises(InputError, match="No timesteps fall in season 'JJA'"):
         select_fields(ds, "t2m", season="JJA")

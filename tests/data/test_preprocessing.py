@@ -15,6 +15,7 @@ from faconvlstm.data.preprocessing import (
     area_weights,
     make_preprocessor,
 )
+from faconvlstm.errors import InputError
 
 LAT = np.array([-60.0, 0.0, 45.0])
 LON = np.array([0.0, 120.0, 240.0, 300.0])
@@ -65,7 +66,7 @@ def realistic_fields(rng, calendar="noleap", years=2):
 def test_area_weights_are_cosine_latitude_clipped_at_zero():
     np.testing.assert_allclose(area_weights([-60.0, 0.0, 60.0]), [0.5, 1.0, 0.5])
     assert area_weights([90.0 + 1e-9])[0] == 0.0
-    with pytest.raises(ValueError, match=r"Latitudes must lie in \[-90, 90\].*120"):
+    with pytest.raises(InputError, match=r"Latitudes must lie in \[-90, 90\].*120"):
         area_weights([0.0, 120.0])
 
 
@@ -96,7 +97,7 @@ def test_standardize_matches_hand_computed_area_weighted_statistics(rng):
 def test_standardize_rejects_a_constant_channel(rng):
     values = rng.normal(size=(4, 3, 4, 2))
     values[..., 1] = 273.15
-    with pytest.raises(ValueError, match="Channel 'tp' has zero standard deviation"):
+    with pytest.raises(InputError, match="Channel 'tp' has zero standard deviation"):
         Standardize().fit(make_fields(values, daily("2000-01-01", 1)[:4]))
 
 
@@ -116,6 +117,26 @@ def test_anomalies_remove_a_seasonal_cycle(calendar, missing, rng):
         out = step.transform(part).values
         np.testing.assert_array_equal(np.isnan(out), np.isnan(part.values))
         np.testing.assert_allclose(np.nan_to_num(out), 0.0, atol=2e-5)
+
+
+def test_anomaly_coefficients_keep_their_saved_order(rng):
+    """1, cos(2 pi k phi) for k = 1..K, then sin(2 pi k phi): the order saved runs hold."""
+    time = daily("2001-01-01", 2, "noleap")
+    shape = (1, LAT.size, LON.size, len(CHANNELS))
+    mean, a1, b2 = (rng.uniform(-3, 3, shape) for _ in range(3))
+    phase = 2 * np.pi * hand_year_fraction(time)[:, None, None, None]
+    values = mean + a1 * np.cos(phase) + b2 * np.sin(2 * phase)
+    step = Anomalies(harmonics=2).fit(make_fields(values, time))
+    zero = np.zeros(shape)
+    expected = np.concatenate([mean, a1, zero, zero, b2])
+    np.testing.assert_allclose(np.moveaxis(step.coefficients, -1, 0), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("harmonics", [-1, 1.5, True])
+def test_anomalies_need_a_non_negative_integer_number_of_harmonics(harmonics):
+    with pytest.raises(InputError, match="`harmonics` must be a non-negative integer"):
+        Anomalies(harmonics)
+    assert Anomalies(np.int64(2)).harmonics == 2
 
 
 def test_anomalies_differ_from_a_fit_with_the_wrong_calendar(rng):
@@ -154,7 +175,7 @@ def test_log1p_clips_negative_values_then_transforms():
     out = out.values
     np.testing.assert_allclose(out[:, 0, 0, 1], [0.0, 0.0, np.log(2.0), 1.0], rtol=1e-6)
     np.testing.assert_array_equal(out[:, 0, 0, 0], [-5.0, 1.0, 2.0, np.nan])
-    with pytest.raises(ValueError, match=r"log1p channels \['sst'\] are not in the fields"):
+    with pytest.raises(InputError, match=r"log1p channels \['sst'\] are not in the fields"):
         Log1p(["tp", "sst"]).fit(fields)
 
 
@@ -199,20 +220,20 @@ def test_transform_checks_units_and_channels(rng):
     fields = realistic_fields(rng)
     preprocessor = make_preprocessor().fit(fields)
     other_units = fields.assign_coords(units=("channel", ["degC", "kg m-2"]))
-    with pytest.raises(ValueError, match="Channel 't2m' has units 'degC'; expected 'K'"):
+    with pytest.raises(InputError, match="Channel 't2m' has units 'degC'; expected 'K'"):
         preprocessor.transform(other_units)
     swapped = fields.isel(channel=[1, 0])
-    with pytest.raises(ValueError, match=r"have channels \['tp', 't2m'\]; expected channels "
+    with pytest.raises(InputError, match=r"have channels \['tp', 't2m'\]; expected channels "
                                          r"\['t2m', 'tp'\]"):
         preprocessor.transform(swapped)
-    with pytest.raises(ValueError, match="lack a `units` coordinate"):
+    with pytest.raises(InputError, match="lack a `units` coordinate"):
         preprocessor.transform(fields.drop_vars("units"))
 
 
 def test_per_cell_steps_check_the_grid(rng):
     fields = realistic_fields(rng)
     step = Anomalies().fit(fields)
-    with pytest.raises(ValueError, match="lat axis .* differs from the fitted one"):
+    with pytest.raises(InputError, match="lat axis .* differs from the fitted one"):
         step.transform(fields.assign_coords(lat=LAT + 1.0))
 
 
@@ -237,11 +258,11 @@ def test_load_rejects_missing_unreadable_and_foreign_files(tmp_path):
         Preprocessor.load(tmp_path / "absent.nc")
     text = tmp_path / "text.nc"
     text.write_text("not netcdf")
-    with pytest.raises(ValueError, match="Cannot read the preprocessor file"):
+    with pytest.raises(InputError, match="Cannot read the preprocessor file"):
         Preprocessor.load(text)
     foreign = tmp_path / "foreign.nc"
     xr.Dataset({"x": ("a", [1.0])}).to_netcdf(foreign)
-    with pytest.raises(ValueError, match="is not a faconvlstm preprocessor file"):
+    with pytest.raises(InputError, match="is not a faconvlstm preprocessor file"):
         Preprocessor.load(foreign)
 
 
@@ -250,12 +271,12 @@ def test_load_rejects_a_file_with_a_missing_state(tmp_path, rng):
     make_preprocessor(anomalies=True).fit(realistic_fields(rng)).save(path)
     broken = tmp_path / "broken.nc"
     xr.load_dataset(path).drop_vars("step0_coefficients").to_netcdf(broken)
-    with pytest.raises(ValueError, match=r"The state of step 'anomalies' lacks \['coefficients'\]"):
+    with pytest.raises(InputError, match=r"The state of step 'anomalies' lacks \['coefficients'\]"):
         Preprocessor.load(broken)
 
 
 def test_unfitted_use_is_refused(rng):
-    with pytest.raises(ValueError, match="The 'detrend' step is not fitted"):
+    with pytest.raises(InputError, match="The 'detrend' step is not fitted"):
         Detrend().transform(realistic_fields(rng))
-    with pytest.raises(ValueError, match="The preprocessor is not fitted"):
+    with pytest.raises(InputError, match="The preprocessor is not fitted"):
         make_preprocessor().save("unused.nc")

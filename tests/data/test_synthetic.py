@@ -16,6 +16,7 @@ from faconvlstm.data.synthetic import (
     make_synthetic_dataset,
     write_synthetic_dataset,
 )
+from faconvlstm.errors import InputError
 
 VARIABLES = {"t2m": "K", "msl": "Pa", "z": "m2 s-2", "tp": "mm day-1", "sst": "K"}
 
@@ -250,5 +251,5 @@ BAD_ARGUMENTS = [
 @pytest.mark.parametrize("arguments,message", BAD_ARGUMENTS,
                          ids=[str(arguments) for arguments, _ in BAD_ARGUMENTS])
 def test_bad_arguments(arguments, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         make_synthetic_dataset(**arguments)

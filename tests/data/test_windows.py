@@ -6,6 +6,7 @@ import xarray as xr
 
 from faconvlstm.data.calendar import year_fraction
 from faconvlstm.data.windows import WindowDataset, centre_windows, training_starts
+from faconvlstm.errors import InputError
 
 
 def daily_time(days: int, drop: slice | None = None) -> xr.DataArray:
@@ -42,7 +43,7 @@ def test_training_starts_follow_the_stride_within_each_run():
 
 
 def test_training_starts_name_the_problem_when_no_window_fits():
-    with pytest.raises(ValueError, match="No window of 16 timesteps fits.*longest gap-free run has 10"):
+    with pytest.raises(InputError, match="No window of 16 timesteps fits.*longest gap-free run has 10"):
         training_starts(daily_time(10), 16)
 
 
@@ -90,5 +91,5 @@ def test_shards_split_every_batch_into_equal_consecutive_parts(rng):
     for index in range(len(whole)):
         joined = np.concatenate([part[index]["frames"] for part in parts])
         np.testing.assert_array_equal(joined, whole[index]["frames"])
-    with pytest.raises(ValueError, match="cannot be served in 3 equal parts"):
+    with pytest.raises(InputError, match="cannot be served in 3 equal parts"):
         WindowDataset(fields, 4, starts, shard=(0, 3), **settings)

@@ -62,8 +62,17 @@ def test_a_one_hot_target_scores_the_variance_weighted_r2(rng):
 
 def test_seasonal_features_are_the_sine_and_cosine_harmonics():
     features = seasonal_features(np.array([0.0, 0.25]), harmonics=2)
-    expected = [[0, 1, 0, 1], [1, 0, 0, -1]]  # sin 1, cos 1, sin 2, cos 2
+    expected = [[1, 1, 0, 0], [0, -1, 1, 0]]  # cos 1, cos 2, sin 1, sin 2
     np.testing.assert_allclose(features, expected, atol=1e-12)
+
+
+def test_the_probe_floor_does_not_depend_on_the_order_of_its_columns(rng):
+    fraction = rng.uniform(size=STEPS)
+    target = np.cos(2 * np.pi * fraction) + 0.5 * np.sin(4 * np.pi * fraction)
+    target = target + 0.3 * rng.normal(size=STEPS)
+    features = seasonal_features(fraction)
+    interleaved = features.reshape(STEPS, 2, 3).transpose(0, 2, 1).reshape(STEPS, 6)
+    assert probe_r2(features, target) == pytest.approx(probe_r2(interleaved, target), abs=1e-9)
 
 
 @pytest.mark.parametrize(
