@@ -5,7 +5,7 @@
 - **PyTorch:** one process per device, launched by ``torchrun`` (``fit`` launches it itself:
   :mod:`faconvlstm.pipeline.torchrun`). Each process reads its share of every global batch;
   ``torch.nn.parallel.DistributedDataParallel`` averages the gradients (gloo on CPU, nccl
-  on GPU). Batch-normalisation statistics, the loss's weight normaliser and the logged
+  on GPU). Batch-normalization statistics, the loss's weight normalizer and the logged
   losses are taken over the global batch, so N devices follow the loss curve of one device
   with the same global batch.
 """
@@ -20,6 +20,8 @@ import os
 import keras
 
 import faconvlstm.backends
+from faconvlstm import validation
+from faconvlstm.errors import InputError
 from faconvlstm.models.autoencoder import RECONSTRUCTION_LAYER
 
 
@@ -46,6 +48,12 @@ class DataParallel:
         """``(index, count)``: which equal part of every global batch this process reads."""
         return self.rank, self.processes
 
+    @property
+    def batching(self) -> dict:
+        """:class:`~faconvlstm.data.windows.WindowDataset` options: every batch full (a
+        global batch splits evenly only when complete) and this process's share of it."""
+        return {"drop_remainder": self.devices > 1, "shard": self.shard}
+
     def scope(self):
         """The context to train in: on PyTorch the process group, joined on entering and left
         on leaving; on JAX the distribution over the devices."""
@@ -65,7 +73,7 @@ class DataParallel:
         values = [None] * self.processes
         dist.all_gather_object(values, value)
         if len(set(values)) > 1:
-            raise ValueError(
+            raise InputError(
                 f"The {self.processes} processes found different {what} ({values}); the run "
                 "directory must be the same for every process (on several hosts, a shared "
                 "file system)."
@@ -77,7 +85,7 @@ class DataParallel:
 
         Keras' PyTorch trainer calls the model itself, never a wrapper, so the model's train
         step is replaced by one that runs the forward pass through ``DistributedDataParallel``
-        (whose hooks then average the gradients in ``backward``); its batch normalisations
+        (whose hooks then average the gradients in ``backward``); its batch normalizations
         take their statistics over all processes.
         """
         if self.processes == 1:
@@ -104,14 +112,13 @@ def data_parallel(devices: int, batch_size: int) -> DataParallel:
     On PyTorch, more than one device needs one process per device (``torchrun``); they train
     in one process group inside :meth:`DataParallel.scope`.
     """
-    if devices < 1:
-        raise ValueError(f"devices must be a positive integer; got {devices}.")
+    validation.positive_int(devices, "devices")
     backend = faconvlstm.backend()
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if devices == 1 and processes == 1:
         return DataParallel()
     if processes > 1 and backend != "torch":
-        raise ValueError(
+        raise InputError(
             f"This is one of {processes} processes (WORLD_SIZE), but one process per device "
             f"is how PyTorch trains; the {backend!r} backend trains on several devices from "
             "one process: start it once, without torchrun."
@@ -121,7 +128,7 @@ def data_parallel(devices: int, batch_size: int) -> DataParallel:
     elif backend == "torch":
         _check_torch_processes(devices, processes)
     else:
-        raise ValueError(
+        raise InputError(
             f"Training on {devices} devices needs the JAX or PyTorch backend; the active "
             f"backend is {backend!r}. Set KERAS_BACKEND=jax or KERAS_BACKEND=torch."
         )
@@ -138,7 +145,7 @@ def needs_torchrun(devices: int) -> bool:
 
 def check_batch_split(devices: int, batch_size: int) -> None:
     if batch_size % devices:
-        raise ValueError(
+        raise InputError(
             f"The batch of {batch_size} windows cannot be split evenly across {devices} devices; "
             "use a batch size that is a multiple of the device count."
         )
@@ -149,7 +156,7 @@ def check_gpus(processes: int) -> None:
     import torch
 
     if torch.cuda.is_available() and torch.cuda.device_count() < processes:
-        raise ValueError(
+        raise InputError(
             f"{processes} processes on this host but only {torch.cuda.device_count()} GPUs; "
             "start at most one process per GPU."
         )
@@ -158,7 +165,7 @@ def check_gpus(processes: int) -> None:
 def _check_jax_devices(devices: int) -> None:
     available = keras.distribution.list_devices()
     if len(available) < devices:
-        raise ValueError(
+        raise InputError(
             f"{devices} devices requested but only {len(available)} found ({', '.join(available)}); "
             "on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before starting."
         )
@@ -166,13 +173,13 @@ def _check_jax_devices(devices: int) -> None:
 
 def _check_torch_processes(devices: int, processes: int) -> None:
     if processes == 1:
-        raise ValueError(
+        raise InputError(
             f"Training on {devices} devices with PyTorch runs one process per device: launch "
             f"with `torchrun --nproc-per-node={devices} -m faconvlstm train ... --devices "
             f"{devices}` (fit and `faconvlstm train` do this themselves); see docs/scale.md."
         )
     if processes != devices:
-        raise ValueError(
+        raise InputError(
             f"torchrun started {processes} processes but devices is {devices}; with PyTorch "
             f"each device is one process, so pass --devices {processes}."
         )
@@ -234,10 +241,10 @@ def _global_sum(tensor):
 
 
 def _global_moments(layer, inputs, mask):
-    """Batch normalisation's ``(mean, variance)`` over the global batch (all processes)."""
+    """Batch normalization's ``(mean, variance)`` over the global batch (all processes)."""
     import torch
 
-    axes = layer._reduction_axes
+    axes = tuple(axis for axis in range(inputs.ndim) if axis != layer.axis % inputs.ndim)
     if mask is None:
         present = torch.ones_like(inputs)
     else:
@@ -257,7 +264,7 @@ def _global_moments(layer, inputs, mask):
 def _global_loss(model: keras.Model, reconstruction_layer, x: dict, y_pred, processes: int,
                  training: bool):
     """This process's loss, rescaled so that its average over the processes is the loss of
-    the global batch: the reconstruction error is normalised by the weight of all processes'
+    the global batch: the reconstruction error is normalized by the weight of all processes'
     windows, not of this process's alone."""
     loss = model.compute_loss(x=x, y_pred=y_pred, training=training)
     reconstruction = reconstruction_layer.losses[0]

@@ -13,6 +13,7 @@ import faconvlstm
 from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.storage import write_netcdf
 from faconvlstm.data.windows import WindowDataset, centre_windows
+from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig, embedding_model
 from faconvlstm.pipeline.progress import progress_bar
 from faconvlstm.pipeline.runs import PREPROCESSOR_FILE, DataSelection, load_checkpoint, read_run
@@ -45,7 +46,7 @@ class TrainedRun:
         """
         grid = (fields.sizes["lat"], fields.sizes["lon"])
         if grid != self.config.grid:
-            raise ValueError(
+            raise InputError(
                 f"The data's grid is {grid[0]}x{grid[1]} (lat x lon) but the model was trained "
                 f"on {self.config.grid[0]}x{self.config.grid[1]}; select the same region and "
                 "coarsening."
@@ -59,11 +60,11 @@ class TrainedRun:
         batch_size: int = 32,
         progress: bool = False,
     ) -> dict[str, np.ndarray]:
-        """``compute`` on the windows of ``fields``, taken per timestep from its centre window.
+        """``compute`` on the windows of ``fields``, taken per timestep from its center window.
 
         ``fields`` are in physical units; ``compute`` maps a batch of model inputs to arrays
         ``(B, T, ...)``. Returns each array as ``(time, ...)``: every timestep takes the
-        position of the window where it sits nearest the centre; NaN where no window fits.
+        position of the window where it sits nearest the center; NaN where no window fits.
         """
         fields = self.preprocess(fields)
         window = self.config.window
@@ -90,7 +91,7 @@ class TrainedRun:
     ) -> np.ndarray:
         """Embeddings ``(time, d)`` of fields in physical units ``(time, lat, lon, channel)``.
 
-        Each timestep is embedded from the window where it sits nearest the centre; NaN where
+        Each timestep is embedded from the window where it sits nearest the center; NaN where
         no window fits.
         """
         embedded = self.per_timestep(
@@ -125,7 +126,7 @@ def embed(
 
     The run's variables, region, season and coarsening are applied; units are checked
     against the training data's. Each timestep takes its embedding from the window where it
-    sits nearest the centre; timesteps in a gap-free stretch shorter than the window get NaN.
+    sits nearest the center; timesteps in a gap-free stretch shorter than the window get NaN.
     Written atomically to ``out`` (NetCDF) when given.
     """
     record = read_run(run_dir)

@@ -26,6 +26,7 @@ import keras
 import faconvlstm
 from faconvlstm.data.io import load_fields
 from faconvlstm.data.storage import atomic_path
+from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig
 
 RUN_FILE = "run.json"
@@ -133,7 +134,7 @@ def read_json(path: Path) -> dict:
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as error:
-        raise ValueError(f"Cannot read '{path}' as JSON: {error}") from None
+        raise InputError(f"Cannot read '{path}' as JSON: {error}") from None
 
 
 def read_run(run_dir: str | os.PathLike) -> dict:
@@ -177,7 +178,7 @@ def read_progress(run_dir: str | os.PathLike) -> dict | None:
     progress = read_json(path)
     progress.setdefault("checkpoint", UNNUMBERED_CHECKPOINT)
     if not (Path(run_dir) / progress.get("checkpoint", "")).is_file():
-        raise ValueError(
+        raise InputError(
             f"'{path}' names the checkpoint {progress.get('checkpoint')!r}, which is missing "
             f"from '{run_dir}'; the run directory was changed by hand. Start a new run."
         )
@@ -193,7 +194,7 @@ def load_checkpoint(run_dir: str | os.PathLike) -> keras.Model:
     try:
         return keras.saving.load_model(path)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        raise ValueError(
+        raise InputError(
             f"Cannot load the checkpoint '{path}' ({type(error).__name__}: {error}); it is "
             "damaged or was written by an incompatible version."
         ) from None

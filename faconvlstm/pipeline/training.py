@@ -13,7 +13,9 @@ import xarray as xr
 
 import faconvlstm.backends
 from faconvlstm.data.preprocessing import Preprocessor, make_preprocessor
+from faconvlstm.data.splits import covers_all_longitudes, split_years
 from faconvlstm.data.windows import WindowDataset, training_starts
+from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig, build_autoencoder, encoder_parameters
 from faconvlstm.models.autoencoder import training_memory_bytes
 from faconvlstm.pipeline.distributed import (
@@ -23,6 +25,7 @@ from faconvlstm.pipeline.distributed import (
     data_parallel,
     needs_torchrun,
 )
+from faconvlstm.pipeline.launch import launch
 from faconvlstm.pipeline.progress import EpochProgress
 from faconvlstm.pipeline.runs import (
     PREPROCESSOR_FILE,
@@ -57,6 +60,15 @@ class TrainingResult:
     validation_steps: int
     #: False in every process of a multi-process run but the first (which alone writes).
     is_chief: bool = True
+
+    def to_json(self) -> dict:
+        """The fields as JSON values (the run directory as a string)."""
+        return {**dataclasses.asdict(self), "run_dir": os.fspath(self.run_dir)}
+
+    @classmethod
+    def from_json(cls, values: dict) -> TrainingResult:
+        """The result :meth:`to_json` gave."""
+        return cls(**{**values, "run_dir": Path(values["run_dir"])})
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -97,28 +109,6 @@ class Checkpoint(keras.callbacks.Callback):
             save_progress(self.model, self.run_dir, epoch + 1, self.history)
 
 
-def covers_all_longitudes(lon: np.ndarray) -> bool:
-    """Whether a regular longitude axis closes the circle (a global grid)."""
-    if lon.size < 2:
-        return False
-    spacing = float(np.median(np.diff(lon)))
-    return abs(spacing * lon.size - 360.0) < spacing / 2
-
-
-def split_years(fields: xr.DataArray, validation_years: int) -> tuple[xr.DataArray, xr.DataArray | None]:
-    """The last ``validation_years`` calendar years held out; all of it trains when that is 0."""
-    years = np.unique(fields["time"].dt.year.values)
-    if validation_years <= 0:
-        return fields, None
-    if validation_years >= years.size:
-        raise ValueError(
-            f"Cannot hold out {validation_years} validation year(s): the data span "
-            f"{years.size} year(s) ({years[0]}-{years[-1]}); use fewer or more data."
-        )
-    is_training = fields["time"].dt.year < years[-validation_years]
-    return fields.isel(time=is_training.values), fields.isel(time=~is_training.values)
-
-
 def available_memory_bytes() -> int:
     """Memory the system can give this process now (Linux ``MemAvailable``, else all RAM)."""
     try:
@@ -143,7 +133,7 @@ def check_training_memory(config: ModelConfig, batch_size: int, processes: int =
     needed = processes * training_memory_bytes(config, batch_size // processes)
     available = available_memory_bytes()
     if needed > available:
-        raise ValueError(
+        raise InputError(
             f"A training batch of {batch_size} windows of {config.window} steps on the "
             f"{config.grid[0]}x{config.grid[1]} grid needs about {_size(needed)}, more than "
             f"the {_size(available)} of memory available; coarsen the grid "
@@ -164,11 +154,42 @@ def _prepare_run_dir(run_dir: Path, record: dict, writes: bool = True) -> int:
         return 0
     changes = incompatibilities(read_json(run_file), record)
     if changes:
-        raise ValueError(
+        raise InputError(
             f"'{run_dir}' holds a run with a different configuration ({'; '.join(changes)}); "
             "use a new output directory."
         )
     return int(progress["epochs_done"])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A run before any training: its fields ``(time, lat, lon, channel)`` split into years,
+    their window starts, and the model settings taken from the data."""
+
+    model: dict
+    config: ModelConfig
+    record: dict
+    train_fields: xr.DataArray
+    train_starts: np.ndarray
+    validation_fields: xr.DataArray | None
+    validation_starts: np.ndarray | None
+
+
+def _plan(data: DataSelection, model: dict, training: TrainingSettings) -> _Plan:
+    """Load and split ``data``; ``model`` gains ``global_halo`` when the grid is global."""
+    fields = data.load()
+    train_fields, validation_fields = split_years(fields, training.validation_years)
+    if "global_halo" not in model and covers_all_longitudes(fields["lon"].values):
+        model["global_halo"] = GLOBAL_HALO
+    config = ModelConfig(
+        channels=fields.sizes["channel"], grid=(fields.sizes["lat"], fields.sizes["lon"]), **model
+    )
+    train_starts = training_starts(train_fields["time"], config.window, training.window_stride)
+    validation_starts = None
+    if validation_fields is not None:
+        validation_starts = training_starts(validation_fields["time"], config.window, config.window)
+    return _Plan(model, config, run_record(data, config, training), train_fields, train_starts,
+                 validation_fields, validation_starts)
 
 
 def fit(
@@ -187,86 +208,94 @@ def fit(
     continues from the last finished epoch; a larger ``epochs`` trains further.
     ``training.devices > 1`` trains data-parallel (:mod:`faconvlstm.pipeline.distributed`):
     on JAX in this process; on PyTorch in one process per device, which this call starts
-    under ``torchrun`` after checking the inputs (or, inside a ``torchrun`` job, in each of
-    its processes).
+    under ``torchrun`` after checking the inputs (:mod:`faconvlstm.pipeline.launch`; or,
+    inside a ``torchrun`` job, in each of its processes).
     """
     training = training or TrainingSettings()
     run_dir = Path(run_dir)
-    fields = data.load()
-    train_fields, validation_fields = split_years(fields, training.validation_years)
-    model = dict(model or {})
-    if "global_halo" not in model and covers_all_longitudes(fields["lon"].values):
-        model["global_halo"] = GLOBAL_HALO
-    config = ModelConfig(
-        channels=fields.sizes["channel"], grid=(fields.sizes["lat"], fields.sizes["lon"]), **model
-    )
-    train_starts = training_starts(train_fields["time"], config.window, training.window_stride)
-    validation_starts = None
-    if validation_fields is not None:
-        validation_starts = training_starts(validation_fields["time"], config.window, config.window)
-    record = run_record(data, config, training)
+    plan = _plan(data, dict(model or {}), training)
     if needs_torchrun(training.devices):
-        check_batch_split(training.devices, training.batch_size)
-        check_gpus(training.devices)
-        check_training_memory(config, training.batch_size, training.devices)
-        _prepare_run_dir(run_dir, record)
-        from faconvlstm.pipeline.torchrun import launch
-
-        return launch(data, run_dir, model, training, progress)
+        return _fit_under_torchrun(data, run_dir, plan, training, progress)
     parallel = data_parallel(training.devices, training.batch_size)
     with parallel.scope():  # joins (and leaves) a PyTorch process group
         # CPU devices share the host's memory.
-        check_training_memory(config, training.batch_size, parallel.local_processes)
+        check_training_memory(plan.config, training.batch_size, parallel.local_processes)
         epochs_done = parallel.agree(
-            _prepare_run_dir(run_dir, record, writes=parallel.is_chief), "numbers of epochs done"
+            _prepare_run_dir(run_dir, plan.record, writes=parallel.is_chief),
+            "numbers of epochs done",
         )
-
         keras.utils.set_random_seed(training.seed)
-        preprocessor_file = run_dir / PREPROCESSOR_FILE
-        if epochs_done and preprocessor_file.exists():
-            preprocessor = Preprocessor.load(preprocessor_file)
-            train_fields = preprocessor.transform(train_fields)
-        else:
-            preprocessor = make_preprocessor(training.log1p, training.detrend, training.anomalies)
-            train_fields = preprocessor.fit_transform(train_fields)
-            if parallel.is_chief:
-                preprocessor.save(preprocessor_file)
-        train_data = WindowDataset(
-            train_fields,
-            config.window,
-            train_starts,
-            training.batch_size,
-            shuffle=True,
-            seed=training.seed,
-            epoch=epochs_done,
-            drop_remainder=training.devices > 1,
-            shard=parallel.shard,
-        )
-        validation_data = None
-        if validation_fields is not None:
-            validation_fields = preprocessor.transform(validation_fields)
-            validation_data = WindowDataset(
-                validation_fields, config.window, validation_starts, training.batch_size,
-                drop_remainder=training.devices > 1, shard=parallel.shard,
-            )
-        return _train(run_dir, config, training, epochs_done, train_data, validation_data,
+        datasets = _datasets(plan, run_dir, training, epochs_done, parallel)
+        return _train(run_dir, plan.config, training, epochs_done, datasets,
                       progress and parallel.is_chief, parallel)
 
 
-def _train(run_dir, config, training, epochs_done, train_data, validation_data, progress,
-           parallel: DataParallel):
-    """Build or load the model and train it from ``epochs_done`` to ``training.epochs``."""
+def _fit_under_torchrun(data: DataSelection, run_dir: Path, plan: _Plan,
+                        training: TrainingSettings, progress: bool) -> TrainingResult:
+    """:func:`fit` in one process per device, after the checks this process can make."""
+    check_batch_split(training.devices, training.batch_size)
+    check_gpus(training.devices)
+    check_training_memory(plan.config, training.batch_size, training.devices)
+    _prepare_run_dir(run_dir, plan.record)
+    return TrainingResult.from_json(launch(data, run_dir, plan.model, training, progress))
+
+
+def _preprocessed(plan: _Plan, run_dir: Path, training: TrainingSettings, epochs_done: int,
+                  writes: bool) -> tuple[Preprocessor, xr.DataArray]:
+    """The run's preprocessing (fitted on the training fields, or the saved one when the run
+    resumes) and the preprocessed training fields; a new fit is saved when ``writes``."""
+    preprocessor_file = run_dir / PREPROCESSOR_FILE
+    if epochs_done and preprocessor_file.exists():
+        preprocessor = Preprocessor.load(preprocessor_file)
+        return preprocessor, preprocessor.transform(plan.train_fields)
+    preprocessor = make_preprocessor(training.log1p, training.detrend, training.anomalies)
+    train_fields = preprocessor.fit_transform(plan.train_fields)
+    if writes:
+        preprocessor.save(preprocessor_file)
+    return preprocessor, train_fields
+
+
+def _datasets(plan: _Plan, run_dir: Path, training: TrainingSettings, epochs_done: int,
+              parallel: DataParallel) -> tuple[WindowDataset, WindowDataset | None]:
+    """The training batches (shuffled per epoch from ``epochs_done`` on) and the validation
+    batches (None without validation years), each this process's share."""
+    preprocessor, train_fields = _preprocessed(plan, run_dir, training, epochs_done,
+                                               parallel.is_chief)
+    window = plan.config.window
+    train_data = WindowDataset(
+        train_fields, window, plan.train_starts, training.batch_size, shuffle=True,
+        seed=training.seed, epoch=epochs_done, **parallel.batching,
+    )
+    if plan.validation_fields is None:
+        return train_data, None
+    validation_data = WindowDataset(
+        preprocessor.transform(plan.validation_fields), window, plan.validation_starts,
+        training.batch_size, **parallel.batching,
+    )
+    return train_data, validation_data
+
+
+def _compiled_model(run_dir: Path, config: ModelConfig, training: TrainingSettings,
+                    epochs_done: int) -> tuple[keras.Model, dict[str, list[float]]]:
+    """The autoencoder and its history: loaded from the last checkpoint when the run
+    resumes, else built and compiled new."""
     if epochs_done:
-        autoencoder = load_checkpoint(run_dir)
-        history = read_progress(run_dir)["history"]
-    else:
-        autoencoder = build_autoencoder(config)
-        optimizer = keras.optimizers.Adam(training.learning_rate)
-        if config.precision == "mixed_float16":
-            # float16 gradients underflow without a (dynamic) loss scale.
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        autoencoder.compile(optimizer=optimizer)
-        history = {}
+        return load_checkpoint(run_dir), read_progress(run_dir)["history"]
+    autoencoder = build_autoencoder(config)
+    optimizer = keras.optimizers.Adam(training.learning_rate)
+    if config.precision == "mixed_float16":
+        # float16 gradients underflow without a (dynamic) loss scale.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    autoencoder.compile(optimizer=optimizer)
+    return autoencoder, {}
+
+
+def _train(run_dir: Path, config: ModelConfig, training: TrainingSettings, epochs_done: int,
+           datasets: tuple[WindowDataset, WindowDataset | None], progress: bool,
+           parallel: DataParallel) -> TrainingResult:
+    """Build or load the model and train it from ``epochs_done`` to ``training.epochs``."""
+    train_data, validation_data = datasets
+    autoencoder, history = _compiled_model(run_dir, config, training, epochs_done)
     parallel.prepare(autoencoder)
     callbacks = [Checkpoint(run_dir, history, training.seed, writes=parallel.is_chief)]
     if progress:

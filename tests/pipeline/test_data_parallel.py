@@ -6,12 +6,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
 import faconvlstm
+from faconvlstm.errors import InputError
 from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
 from faconvlstm.pipeline.distributed import DataParallel, data_parallel
 from faconvlstm.pipeline.runs import PROGRESS_FILE
@@ -92,7 +94,7 @@ def test_two_torchrun_processes_give_the_loss_curves_of_one(synthetic_file, tmp_
     history = json.loads((two / PROGRESS_FILE).read_text())["history"]
     np.testing.assert_allclose(history["loss"], one.history["loss"], rtol=1e-5)
     # Looser: weights whose gradient is zero in exact arithmetic (the head's projection bias,
-    # removed by its batch normalisation; the attention's key bias) follow rounding noise
+    # removed by its batch normalization; the attention's key bias) follow rounding noise
     # under Adam, and the moving statistics validation uses follow them (6e-4 measured).
     np.testing.assert_allclose(history["val_loss"], one.history["val_loss"], rtol=2e-3)
     assert len(list(two.glob("checkpoint-*.keras"))) == 1
@@ -155,7 +157,8 @@ def test_the_scope_ends_the_process_group_it_joined_even_on_an_error(monkeypatch
 @pytest.mark.parametrize("raised,passed_back", [
     (FileNotFoundError("no such file"), "FileNotFoundError"),
     (IsADirectoryError("a folder, not a file"), "OSError"),
-    (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "ValueError"),
+    (InputError("a bad setting"), "InputError"),
+    (type("NamedInputError", (InputError,), {})("a bad setting"), "InputError"),
 ])
 def test_a_process_passes_back_an_input_error_as_a_type_launch_can_raise(
     tmp_path, monkeypatch, raised, passed_back
@@ -173,3 +176,39 @@ def test_a_process_passes_back_an_input_error_as_a_type_launch_can_raise(
                       "model": {}, "training": {}, "progress": False, "outcome": str(outcome)})
     assert torchrun.main(str(spec)) == 1
     assert read_json(outcome) == {"error": str(raised), "kind": passed_back}
+
+
+def test_a_process_does_not_pass_back_an_error_that_is_not_the_input(tmp_path, monkeypatch):
+    from faconvlstm.pipeline import torchrun
+    from faconvlstm.pipeline.runs import write_json
+
+    def failing_fit(*args, **kwargs):
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    monkeypatch.setattr(torchrun, "fit", failing_fit)
+    monkeypatch.setenv("RANK", "0")
+    spec, outcome = tmp_path / "spec.json", tmp_path / "outcome.json"
+    write_json(spec, {"data": {"source": "x.nc", "variables": ["t2m"]}, "run_dir": "run",
+                      "model": {}, "training": {}, "progress": False, "outcome": str(outcome)})
+    with pytest.raises(UnicodeDecodeError):
+        torchrun.main(str(spec))
+    assert not outcome.exists()
+
+
+@pytest.mark.parametrize("raised", [InputError("a bad setting"), FileNotFoundError("no file")])
+def test_launch_raises_the_input_error_a_process_passed_back_as_its_type(
+    tmp_path, monkeypatch, raised
+):
+    from faconvlstm.pipeline import launch
+    from faconvlstm.pipeline.runs import read_json, write_json
+
+    def processes(command, **kwargs):
+        outcome = read_json(Path(command[-1]))["outcome"]
+        write_json(Path(outcome), launch.error_outcome(raised))
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr(launch.subprocess, "run", processes)
+    with pytest.raises(type(raised), match=str(raised)) as caught:
+        launch.launch(DataSelection("x.nc", ["t2m"]), tmp_path / "run", {},
+                      TrainingSettings(devices=2), progress=False)
+    assert type(caught.value) is type(raised)

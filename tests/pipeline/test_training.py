@@ -1,4 +1,4 @@
-"""fit (checkpoints, resume, interruption) and embed (every timestep from one centred window)."""
+"""fit (checkpoints, resume, interruption) and embed (every timestep from one centered window)."""
 
 import dataclasses
 import json
@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 from faconvlstm.data.preprocessing import Preprocessor
+from faconvlstm.data.splits import covers_all_longitudes
 from faconvlstm.data.windows import WindowDataset
 from faconvlstm.models import embedding_model
 from faconvlstm.pipeline import TrainingSettings, embed, fit
@@ -20,7 +21,6 @@ from faconvlstm.pipeline.runs import (
     RUN_FILE,
     load_checkpoint,
 )
-from faconvlstm.pipeline.training import covers_all_longitudes
 from tests.conftest import MODEL, SETTINGS, on_the_default_backend_only
 
 WINDOW = MODEL["window"]
@@ -135,7 +135,7 @@ def file_with_gaps(synthetic_file, tmp_path):
     return tmp_path / "gaps.nc"
 
 
-def test_embed_covers_every_timestep_once_from_its_centred_window(
+def test_embed_covers_every_timestep_once_from_its_centered_window(
     trained_run, selection, file_with_gaps, tmp_path
 ):
     run_dir = trained_run.run_dir
@@ -171,7 +171,7 @@ def test_embed_covers_every_timestep_once_from_its_centred_window(
         (np.array([10.0]), False),
     ],
 )
-def test_global_grids_are_recognised_by_their_longitudes(lon, expected):
+def test_global_grids_are_recognized_by_their_longitudes(lon, expected):
     assert covers_all_longitudes(lon) is expected
 
 
