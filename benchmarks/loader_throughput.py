@@ -2,7 +2,7 @@
 """Loader throughput against model throughput: is training ever data-bound?
 
 Writes the synthetic dataset as a Zarr store (chunks of ``--chunk`` days), preprocesses it
-as ``faconvlstm evaluate`` does (log1p of tp, anomalies, standardisation, all lazy), and
+as ``faconvlstm evaluate`` does (log1p of tp, anomalies, standardization, all lazy), and
 measures, in windows per second:
 
 * the loader streaming from the store (``WindowDataset`` with in-memory loading off: every

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.figure import Figure
 
 from faconvlstm.data.storage import atomic_path
 
@@ -19,14 +16,13 @@ ANOMALY_SUFFIX = "_anomaly"
 def plot_composites(composite: xr.Dataset, labels: xr.Dataset, path: Path) -> Path:
     """One row per cluster, one column per variable: composite anomaly maps in physical units.
 
-    Each column shares a symmetric colour scale; titles give the cluster's frequency and mean
+    Each column shares a symmetric color scale; titles give the cluster's frequency and mean
     persistence. Returns ``path``.
     """
     names = [name for name in composite.data_vars if name.endswith(ANOMALY_SUFFIX)]
     k = composite.sizes["cluster"]
-    figure, axes = plt.subplots(
-        k, len(names), figsize=(3.2 * len(names), 2.4 * k), squeeze=False, constrained_layout=True
-    )
+    figure = Figure(figsize=(3.2 * len(names), 2.4 * k), layout="constrained")
+    axes = figure.subplots(k, len(names), squeeze=False)
     for column, name in enumerate(names):
         field = composite[name]
         limit = float(np.nanmax(np.abs(field.values))) or 1.0
@@ -47,5 +43,4 @@ def plot_composites(composite: xr.Dataset, labels: xr.Dataset, path: Path) -> Pa
         figure.colorbar(mesh, ax=axes[:, column], label=field.attrs.get("units", ""), shrink=0.8)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=90, format="png")
-    plt.close(figure)
     return path
