@@ -3,7 +3,7 @@
 - **JAX:** one process; ``keras.distribution.DataParallel`` shards each batch over the
   first ``devices`` devices and XLA computes the step over the whole batch.
 - **PyTorch:** one process per device, launched by ``torchrun`` (``fit`` launches it itself:
-  :mod:`faconvlstm.pipeline.torchrun`). Each process reads its share of every global batch;
+  :mod:`faconvlstm.pipeline.launch`). Each process reads its share of every global batch;
   ``torch.nn.parallel.DistributedDataParallel`` averages the gradients (gloo on CPU, nccl
   on GPU). Batch-normalization statistics, the loss's weight normalizer and the logged
   losses are taken over the global batch, so N devices follow the loss curve of one device
