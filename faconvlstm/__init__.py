@@ -1,5 +1,7 @@
 """faconvlstm: Factorized-Attention ConvLSTM layers and pipelines for gridded climate data."""
 
+import importlib.metadata
+
 from faconvlstm.backends import backend, choose_default_backend, warn_if_slow_backend
 
 choose_default_backend()
@@ -9,4 +11,4 @@ from faconvlstm.layers import FAConvLSTM2D, FAConvLSTM2DCell
 warn_if_slow_backend()
 
 __all__ = ["FAConvLSTM2D", "FAConvLSTM2DCell", "backend"]
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("faconvlstm")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import traceback
 from pathlib import Path
 
 import click
@@ -16,9 +17,14 @@ from faconvlstm.errors import INPUT_ERRORS
 
 console = Console(stderr=True)
 
+#: Exit status of a command stopped by an unexpected exception (a bug).
+BUG_EXIT_STATUS = 2
+CLICK_EXITS = (click.ClickException, click.exceptions.Exit, click.Abort)
+
 
 def user_errors(command):
-    """Turn the package's input errors into one-line CLI errors (exit status 1)."""
+    """Input errors become one-line CLI errors (exit status 1); any other exception is a bug:
+    its traceback, then a line asking for a report (exit status :data:`BUG_EXIT_STATUS`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -26,8 +32,45 @@ def user_errors(command):
             return command(*args, **kwargs)
         except INPUT_ERRORS as error:
             raise click.ClickException(str(error)) from None
+        except CLICK_EXITS:
+            raise
+        except Exception as error:
+            traceback.print_exc()
+            click.echo(
+                f"Bug: faconvlstm stopped on an unexpected {type(error).__name__}; this is a bug "
+                "in faconvlstm, please report it with the traceback above.",
+                err=True,
+            )
+            raise click.exceptions.Exit(BUG_EXIT_STATUS) from None
 
     return wrapper
+
+
+def options(*decorators):
+    """One decorator applying click option ``decorators`` in the order listed (as in ``--help``)."""
+
+    def apply(command):
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+selection_options = options(
+    click.option("--region",
+                 help="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX in degrees (may cross the dateline)."),
+    click.option("--time", "time_range", help="START:END of the data to use."),
+    click.option("--season", help="Months to keep, e.g. DJF or NDJFM."),
+    click.option("--coarsen", type=int, help="Average blocks of N x N grid cells."),
+    click.option("--log1p", default="", help="Channels to log1p-transform, e.g. tp."),
+)
+model_options = options(
+    click.option("--filters", default="16,16", show_default=True,
+                 help="Filters of each encoder layer."),
+    click.option("--embedding-dim", default=16, show_default=True),
+    click.option("--window", default=16, show_default=True, help="Timesteps per model window."),
+)
 
 
 def summary(title: str, rows: dict) -> None:
@@ -47,6 +90,11 @@ def parse_region(text: str | None) -> list[float] | None:
     if len(values) != 4:
         raise click.BadParameter(f"expected LAT_MIN,LAT_MAX,LON_MIN,LON_MAX; got {text!r}")
     return values
+
+
+def names(text: str) -> list[str]:
+    """A comma-separated list of names, empty entries left out."""
+    return [name for name in text.split(",") if name]
 
 
 def data_source(paths: tuple[str, ...]) -> str | list[str]:
@@ -120,6 +168,16 @@ def command_line(context: click.Context) -> str:
     return " ".join(words)
 
 
+def data_selection(data, variables, region, time_range, season, coarsen):
+    """The DATA arguments and selection options as a :class:`faconvlstm.pipeline.DataSelection`."""
+    from faconvlstm.pipeline import DataSelection
+
+    return DataSelection(
+        source=data_source(data), variables=names(variables), region=parse_region(region),
+        time=parse_time(time_range), season=season, coarsen=coarsen,
+    )
+
+
 def model_settings(filters, embedding_dim, window, cell, attention_every,
                    precision="float32") -> dict:
     settings = {
@@ -138,21 +196,15 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
 @click.argument("data", nargs=-1, required=True)
 @click.option("--vars", "variables", required=True, help="Channels, e.g. t2m,z@500,t@850.")
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--region", help="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX in degrees (may cross the dateline).")
-@click.option("--time", "time_range", help="START:END of the data to use.")
-@click.option("--season", help="Months to keep, e.g. DJF or NDJFM.")
-@click.option("--coarsen", type=int, help="Average blocks of N x N grid cells.")
+@selection_options
 @click.option("--epochs", default=8, show_default=True)
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--learning-rate", default=2e-3, show_default=True)
-@click.option("--window", default=16, show_default=True, help="Timesteps per training window.")
 @click.option("--stride", default=4, show_default=True, help="Steps between training windows.")
 @click.option("--validation-years", default=1, show_default=True)
-@click.option("--filters", default="16,16", show_default=True, help="Filters of each encoder layer.")
-@click.option("--embedding-dim", default=16, show_default=True)
+@model_options
 @click.option("--cell", type=click.Choice(["fa", "convlstm"]), default="fa", show_default=True)
 @click.option("--attention-every", type=int, help="Axial attention period (0: off).")
-@click.option("--log1p", default="", help="Channels to log1p-transform, e.g. tp.")
 @click.option("--anomalies/--no-anomalies", default=False, show_default=True)
 @click.option("--detrend/--no-detrend", default=False, show_default=True)
 @click.option("--seed", default=0, show_default=True)
@@ -163,25 +215,17 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
               help="Train data-parallel on this many devices (JAX: one process; PyTorch: "
                    "one process each, started under torchrun; see docs/scale.md).")
 @user_errors
-def train(data, variables, run_dir, region, time_range, season, coarsen, epochs, batch_size,
-          learning_rate, window, stride, validation_years, filters, embedding_dim, cell,
-          attention_every, log1p, anomalies, detrend, seed, precision, devices):
+def train(data, variables, run_dir, region, time_range, season, coarsen, log1p, epochs,
+          batch_size, learning_rate, stride, validation_years, filters, embedding_dim, window,
+          cell, attention_every, anomalies, detrend, seed, precision, devices):
     """Train on DATA (NetCDF files, a glob or a Zarr store); resumes if RUN_DIR has a run."""
-    from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
+    from faconvlstm.pipeline import TrainingSettings, fit
 
-    selection = DataSelection(
-        source=data_source(data),
-        variables=[v for v in variables.split(",") if v],
-        region=parse_region(region),
-        time=parse_time(time_range),
-        season=season,
-        coarsen=coarsen,
-    )
+    selection = data_selection(data, variables, region, time_range, season, coarsen)
     settings = TrainingSettings(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, window_stride=stride,
-        validation_years=validation_years, seed=seed,
-        log1p=[v for v in log1p.split(",") if v], anomalies=anomalies, detrend=detrend,
-        devices=devices,
+        validation_years=validation_years, seed=seed, log1p=names(log1p), anomalies=anomalies,
+        detrend=detrend, devices=devices,
     )
     result = fit(
         selection, run_dir,
@@ -256,16 +300,10 @@ def cluster(embeddings, k, out, seed):
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--epochs", default=6, show_default=True)
 @click.option("--k", default=4, show_default=True)
-@click.option("--region", help="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX in degrees.")
-@click.option("--time", "time_range", help="START:END of the data to use.")
-@click.option("--season", help="Months to keep, e.g. DJF.")
-@click.option("--coarsen", type=int, help="Average blocks of N x N grid cells.")
-@click.option("--log1p", default="", help="Channels to log1p-transform, e.g. tp.")
+@selection_options
 @click.option("--anomalies/--no-anomalies", default=True, show_default=True)
 @click.option("--ablations/--no-ablations", default=True, show_default=True)
-@click.option("--filters", default="16,16", show_default=True, help="Filters of each encoder layer.")
-@click.option("--embedding-dim", default=16, show_default=True)
-@click.option("--window", default=16, show_default=True, help="Timesteps per window.")
+@model_options
 @click.option("--index", "index_files", multiple=True, type=click.Path(dir_okay=False),
               help="Index time series to probe (CSV: dates then one column per index; or "
               "NetCDF); repeatable.")
@@ -276,20 +314,15 @@ def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, sea
     from faconvlstm.evaluation.harness import EvaluationSettings
     from faconvlstm.evaluation.harness import evaluate as run_evaluation
     from faconvlstm.evaluation.report import write_report
-    from faconvlstm.pipeline import DataSelection
 
     selection = None
     if data:
         if not variables:
             raise click.UsageError("--vars is required with DATA.")
-        selection = DataSelection(
-            source=data_source(data), variables=[v for v in variables.split(",") if v],
-            region=parse_region(region), time=parse_time(time_range), season=season,
-            coarsen=coarsen,
-        )
+        selection = data_selection(data, variables, region, time_range, season, coarsen)
     settings = EvaluationSettings(
         seeds=seeds, epochs=epochs, k=k, anomalies=anomalies, ablations=ablations,
-        log1p=[v for v in log1p.split(",") if v],
+        log1p=names(log1p),
         model=model_settings(filters, embedding_dim, window, "fa", None),
         index_files=[os.path.abspath(path) for path in index_files],
     )

@@ -1,10 +1,12 @@
 """The exception types faconvlstm raises for bad input.
 
 Wrong settings, shapes, values or file contents raise :class:`InputError`, a ``ValueError``
-(so ``except ValueError`` keeps working); missing, unreadable or unwritable files raise
-``OSError`` and its subclasses. The command line shows these as one-line errors and any other
-exception as a traceback marked as a bug; the processes ``fit`` starts under ``torchrun`` pass
-them back to the caller.
+(so ``except ValueError`` keeps working); a file that is not what it should be (not NetCDF,
+truncated, corrupted) is wrong contents, an ``InputError`` naming the file. Files that are
+missing, or that the system cannot read or write (no permission, a full disk), raise ``OSError``
+and its subclasses (``FileNotFoundError``, ``PermissionError``). The command line shows these as
+one-line errors and any other exception as a traceback marked as a bug; the processes ``fit``
+starts under ``torchrun`` pass them back to the caller.
 """
 
 

@@ -12,7 +12,9 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
+import faconvlstm.pipeline
 from faconvlstm.cli import main
+from faconvlstm.data import synthetic
 from faconvlstm.data.synthetic import make_synthetic_dataset
 from faconvlstm.pipeline import training
 from tests.conftest import on_the_default_backend_only
@@ -296,3 +298,63 @@ def test_a_batch_larger_than_the_free_memory_is_refused_before_training(
                 r"\d+ MiB, more than the 1 MiB of memory available; coarsen the grid"
     )
     assert not run_dir.exists()
+
+
+def assert_reported_as_a_bug(result, error_type: str, message: str):
+    """Exit status 2, the full traceback, then one line saying it is a bug to report."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert "Traceback (most recent call last):" in lines, result.stderr
+    assert f"{error_type}: {message}" in lines, result.stderr
+    assert lines[-1] == (
+        f"Bug: faconvlstm stopped on an unexpected {error_type}; this is a bug in faconvlstm, "
+        "please report it with the traceback above."
+    )
+    assert not any(line.startswith("Error:") for line in lines)
+
+
+def test_an_unexpected_exception_is_a_traceback_and_a_request_for_a_bug_report(
+    synthetic_file, tmp_path, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("an internal invariant failed")
+
+    monkeypatch.setattr(faconvlstm.pipeline, "fit", broken)
+    result = invoke("train", synthetic_file, "--out", tmp_path / "run", *TRAIN_OPTIONS)
+    assert_reported_as_a_bug(result, "RuntimeError", "an internal invariant failed")
+    assert "in broken" in result.stderr
+
+
+def test_a_plain_value_error_from_a_library_is_a_bug_not_an_input_error(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        return np.reshape(np.zeros(3), (2, 2))
+
+    monkeypatch.setattr(synthetic, "make_synthetic_dataset", broken)
+    result = invoke("synth", tmp_path / "synthetic.nc")
+    assert_reported_as_a_bug(
+        result, "ValueError", "cannot reshape array of size 3 into shape (2,2)"
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_input_error_of_any_module_is_one_line(tmp_path):
+    result = invoke("synth", tmp_path / "synthetic.nc", "--nlat", 2)
+    assert_one_line_error(result, r"`nlat` must be an integer >= 4; received 2")
+    assert not list(tmp_path.iterdir())
+
+
+def test_train_and_evaluate_share_the_selection_and_model_options():
+    shared = ["--region", "--time", "--season", "--coarsen", "--log1p", "--filters",
+              "--embedding-dim", "--window"]
+    expected = {
+        "train": ["--vars", "--out", *shared, "--epochs", "--batch-size", "--learning-rate",
+                  "--stride", "--validation-years", "--cell", "--attention-every",
+                  "--anomalies", "--detrend", "--seed", "--precision", "--devices", "--help"],
+        "evaluate": ["--vars", "--out", "--seeds", "--epochs", "--k", *shared, "--anomalies",
+                     "--ablations", "--index", "--help"],
+    }
+    for command, names in expected.items():
+        result = invoke(command, "--help")
+        assert_succeeded(result)
+        listed = re.findall(r"^\s+(--[a-z0-9-]+)", result.output, flags=re.MULTILINE)
+        assert sorted(listed) == sorted(names), command
