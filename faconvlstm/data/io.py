@@ -254,12 +254,13 @@ def _read(path: str, opener):
             raise
         reason = first_line(error)
         if "unable to decode time units" in reason:
-            reason = reason.split(" with ")[0] + "; expected CF units such as 'days since 1979-01-01'"
+            expected = "expected CF units such as 'days since 1979-01-01'"
+            reason = f"{reason.split(' with ')[0]}; {expected}"
         raise InputError(f"cannot read '{path}' as NetCDF or Zarr: {reason}") from error
 
 
 def _time_chunks(path: str, engine: str | None, time_chunk: int) -> dict:
-    """Dask chunks for a NetCDF source: ``time_chunk`` steps along the time dimension of ``path``."""
+    """Dask chunks for a NetCDF source: ``time_chunk`` steps along the time axis of ``path``."""
     if engine == "zarr":
         return {}
     with _read(path, functools.partial(xr.open_dataset, path, engine=engine)) as probe:

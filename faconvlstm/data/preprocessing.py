@@ -42,7 +42,7 @@ FORMAT_ATTRIBUTE = "faconvlstm_preprocessor_version"
 
 
 def area_weights(lat: Sequence[float] | np.ndarray | xr.DataArray) -> np.ndarray:
-    """Relative cell areas cos(latitude), clipped at 0, of latitudes in degrees north. ``(lat,)``."""
+    """Relative cell areas cos(latitude), clipped at 0, of latitudes (degrees north). ``(lat,)``."""
     degrees = np.asarray(lat, dtype="float64")
     if degrees.ndim != 1:
         raise InputError(f"Expected a 1-D latitude axis; got shape {degrees.shape}.")
@@ -97,7 +97,7 @@ def _harmonic_basis(time: xr.DataArray, harmonics: int) -> np.ndarray:
 
 
 def _along_time(values: np.ndarray, fields: xr.DataArray, *dims: str) -> xr.DataArray:
-    """``values`` (time, ...) as a DataArray chunked in time like ``fields`` (if it is dask-backed)."""
+    """``values`` (time, ...) as a DataArray chunked in time like ``fields`` (if dask-backed)."""
     array = xr.DataArray(values, dims=("time", *dims))
     if fields.chunks is not None:
         array = array.chunk({"time": fields.chunksizes["time"]})
@@ -419,7 +419,9 @@ class Standardize(Step):
         )
 
 
-STEPS: dict[str, type[Step]] = {step.name: step for step in (Log1p, Detrend, Anomalies, Standardize)}
+STEPS: dict[str, type[Step]] = {
+    step.name: step for step in (Log1p, Detrend, Anomalies, Standardize)
+}
 
 
 class Preprocessor:

@@ -98,8 +98,8 @@ def make_synthetic_dataset(years: int = 4, start: str = "2000-01-01", calendar: 
     time = _time_axis(years, start, calendar, freq)
     step_days = float(np.median(time_steps_in_days(time)))
     rng = np.random.default_rng(seed)
-    lat = _cell_centres(*LAT_RANGE, nlat)
-    lon = _cell_centres(*LON_RANGE, nlon)
+    lat = _cell_centers(*LAT_RANGE, nlat)
+    lon = _cell_centers(*LON_RANGE, nlon)
     land = _land_mask(lat, lon)
     factors = _factors(rng, time, step_days, regimes)
     regime_names, regime_patterns = _regime_names_and_patterns(regimes, lat, lon)
@@ -129,7 +129,9 @@ def _check_arguments(years: int, calendar: str, nlat: int, nlon: int, seed: int,
         if not is_integer(value) or value < smallest:
             raise InputError(f"`{name}` must be an integer >= {smallest}; received {value!r}.")
     if calendar not in CALENDARS:
-        raise InputError(f"`calendar` must be one of {', '.join(CALENDARS)}; received {calendar!r}.")
+        raise InputError(
+            f"`calendar` must be one of {', '.join(CALENDARS)}; received {calendar!r}."
+        )
     if (isinstance(noise, bool) or not isinstance(noise, (int, float, np.number))
             or not math.isfinite(noise) or noise < 0):
         raise InputError(f"`noise` must be a finite number >= 0; received {noise!r}.")
@@ -152,7 +154,7 @@ def _time_axis(years: int, start: str, calendar: str, freq: str) -> xr.DataArray
     return xr.DataArray(stamps, dims="time", name="time", attrs=attrs)
 
 
-def _cell_centres(low: float, high: float, count: int) -> np.ndarray:
+def _cell_centers(low: float, high: float, count: int) -> np.ndarray:
     """Centres of ``count`` equal cells between ``low`` and ``high``, ascending."""
     width = (high - low) / count
     return low + width * (np.arange(count) + 0.5)
@@ -210,7 +212,7 @@ def _smooth_noise(rng: np.random.Generator, steps: int, lat: np.ndarray, lon: np
     return np.ascontiguousarray(np.moveaxis(smooth.reshape(lat.size, steps, lon.size), 0, 1))
 
 
-def _standardise(series: np.ndarray) -> np.ndarray:
+def _standardize(series: np.ndarray) -> np.ndarray:
     return (series - series.mean()) / series.std()
 
 
@@ -250,8 +252,8 @@ def _enso_and_teleconnection(rng: np.random.Generator, elapsed_years: np.ndarray
     smoothed = lfilter([1.0 - smoothing], [1.0, -smoothing], driver)
     response = smoothed[spin_up - lag:smoothed.size - lag]
     own = _red_noise(rng, response.shape, _ar1_coefficient(step_days, 15.0))
-    teleconnection = 0.75 * _standardise(response) + 0.65 * own
-    return _standardise(driver[spin_up:]), _standardise(teleconnection)
+    teleconnection = 0.75 * _standardize(response) + 0.65 * own
+    return _standardize(driver[spin_up:]), _standardize(teleconnection)
 
 
 def _regime_chain(rng: np.random.Generator, steps: int, regimes: int,

@@ -148,5 +148,5 @@ class WindowDataset(keras.utils.PyDataset):
         return np.stack([self._steps(start, start + self.window) for start in starts])
 
     def _steps(self, start: int, stop: int) -> np.ndarray:
-        """Timesteps ``start:stop`` of the fields as float32 ``(stop - start, lat, lon, channel)``."""
+        """Timesteps ``start:stop`` of the fields, float32 ``(stop - start, lat, lon, channel)``."""
         return np.asarray(self.fields.isel(time=slice(start, stop)).values, dtype="float32")
