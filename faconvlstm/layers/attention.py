@@ -11,14 +11,17 @@ from keras import layers, ops
 MAX_SCORES_PER_CHUNK = 2**25
 
 
-def attention_steps(steps: int, every: int) -> list[bool]:
-    """Whether attention runs at each 0-based step of processing order.
+def attention_steps(steps, every: int):
+    """Whether attention runs at each 0-based step of processing order, a ``(T,)`` bool tensor.
 
     It runs when ``(t + 1) % every == 0`` and on the last step; never when ``every == 0``.
+    ``steps`` is an int or, for a time axis unknown until the graph runs, a scalar tensor.
     """
+    step = ops.arange(steps)
+    last = ops.equal(step, steps - 1)
     if every == 0:
-        return [False] * steps
-    return [(t + 1) % every == 0 or t == steps - 1 for t in range(steps)]
+        return ops.logical_and(last, False)
+    return ops.logical_or(ops.equal((step + 1) % every, 0), last)
 
 
 class AxialAttention2D(layers.Layer):
@@ -111,16 +114,19 @@ class AxialAttention2D(layers.Layer):
         sequences = batch * rows
         flat = [ops.reshape(t, (sequences, length, heads, depth)) for t in (query, key, value)]
         chunk = self.chunk_size or max(1, MAX_SCORES_PER_CHUNK // (heads * length * length))
-        if chunk >= sequences:
+        if isinstance(sequences, int) and chunk >= sequences:
             attended = ops.dot_product_attention(*flat)
         else:
             attended = self._chunked_attention(flat, sequences, chunk)
         return ops.reshape(attended, (batch, rows, length, heads, depth))
 
     @staticmethod
-    def _chunked_attention(flat, sequences: int, chunk: int):
-        """Attention over ``sequences`` in ``ceil(sequences / chunk)`` sequential chunks."""
-        chunks = math.ceil(sequences / chunk)
+    def _chunked_attention(flat, sequences, chunk: int):
+        """Attention over ``sequences`` in ``ceil(sequences / chunk)`` sequential chunks.
+
+        ``sequences`` is an int or, where the batch size is unknown until the graph runs,
+        a scalar tensor (then there may be a single chunk)."""
+        chunks = -(-sequences // chunk)
         padding = chunks * chunk - sequences
         stacked = [
             ops.reshape(

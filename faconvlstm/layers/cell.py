@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
-from keras import activations, constraints, initializers, ops, regularizers
+from keras import activations, constraints, initializers, ops, random, regularizers
 from keras.layers import Layer
 from keras.random import SeedGenerator
 
-# Keras' own recurrent cells mix this in; `keras.layers.RNN` prepares the time-constant
-# dropout masks before the loop only for its instances (essential under a JAX scan).
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
-
-from faconvlstm.layers.attention import AxialAttention2D
+from faconvlstm.layers.attention import AxialAttention2D, attention_steps
 from faconvlstm.layers.excitation import SqueezeExcitation
 from faconvlstm.layers.gates import InputProjection, PeepholeGates
 from faconvlstm.layers.spatial_mixing import MultiScaleDepthwiseMixing
 
 
-class FAConvLSTM2DCell(Layer, DropoutRNNCell):
+class FAConvLSTM2DCell(Layer):
     """One step of the Factorized-Attention ConvLSTM, in channels_last layout.
 
-    The cell owns every weight of the layer. :meth:`project_inputs` runs the input path on
-    all timesteps at once; :meth:`call` then runs one step::
+    The cell owns every weight of the layer; it is driven by :class:`FAConvLSTM2D` and is
+    not a standalone ``keras.layers.RNN`` cell. :meth:`project_inputs` runs the input path on
+    all timesteps at once and appends the attention schedule; :meth:`call` then runs one
+    step::
 
         u = x'_t + P_h h_{t-1}                         (B, H', W', r)
         u = SE(sum_j DepthwiseConv_{d_j}(u))           shared multi-scale mixing
         i, f, c, o from E u + b with peepholes -> h_t, c_t
         h_t = h_t + gamma * AxialAttention(h_t)        on the steps the schedule marks
 
-    Step inputs are ``(x'_t (B, H', W', r), attend_t (B,))``; states are ``[h, c]``, each
-    ``(B, H', W', F)``. Arguments are those of :class:`FAConvLSTM2D` (already validated).
+    A step input is ``(B, H', W', r + 1)``: ``x'_t`` and, in the last channel, 1 where
+    attention runs at this step and 0 elsewhere (a step input, not a state, so the schedule
+    follows processing order under masks and leaves the states those of ConvLSTM2D). States
+    are ``[h, c]``, each ``(B, H', W', F)``. Arguments are those of :class:`FAConvLSTM2D`
+    (already validated).
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class FAConvLSTM2DCell(Layer, DropoutRNNCell):
         self.attention_heads = attention_heads
         self.attention_chunk = attention_chunk
         self.state_size = -1  # the grid is known only at call time
+        self._dropout_masks = (None, None)
 
     def build(self, input_shape, state_grid=(None, None)):
         """Create every weight.
@@ -177,20 +179,45 @@ class FAConvLSTM2DCell(Layer, DropoutRNNCell):
         """The input path for all timesteps: ``(B, T, H, W, C) -> (B, T, H', W', r)``."""
         return self.input_path(sequences)
 
-    def call(self, inputs, states, training=False):
-        """One step: ``((x'_t, attend_t), [h, c]) -> (h_t, [h_t, c_t])``."""
-        projected, attend = inputs
+    def with_schedule(self, projected, go_backwards: bool = False):
+        """``(B, T, H', W', r)`` -> the ``(B, T, H', W', r + 1)`` step inputs of :meth:`call`,
+        each step flagged by :func:`attention_steps` in processing order."""
+        flags = attention_steps(ops.shape(projected)[1], self.attention_every)
+        flags = ops.cast(ops.flip(flags, 0) if go_backwards else flags, projected.dtype)
+        flags = ops.broadcast_to(
+            ops.reshape(flags, (1, -1, 1, 1, 1)), (*ops.shape(projected)[:-1], 1)
+        )
+        return ops.concatenate([projected, flags], axis=-1)
+
+    def prepare_dropout_masks(self, projected_step, h, training: bool) -> None:
+        """Draw the time-constant dropout masks on ``x'_t (B, H', W', r)`` and ``h`` for the
+        coming sequence, before the loop (no random draw inside a compiled scan); none
+        outside training."""
+        self._dropout_masks = tuple(
+            random.dropout(ops.ones_like(tensor), rate, seed=self.seed_generator)
+            if training and rate > 0 else None
+            for tensor, rate in ((projected_step, self.dropout), (h, self.recurrent_dropout))
+        )
+
+    def clear_dropout_masks(self) -> None:
+        """Forget the masks of :meth:`prepare_dropout_masks` once the sequence is done."""
+        self._dropout_masks = (None, None)
+
+    def call(self, inputs, states):
+        """One step: ``(inputs (B, H', W', r + 1), [h, c]) -> (h_t, [h_t, c_t])``."""
+        projected, attend = inputs[..., : self.bottleneck], inputs[0, 0, 0, self.bottleneck]
         h_prev, c_prev = states
-        if training and self.dropout > 0:
-            projected = projected * self.get_dropout_mask(projected)
-        if training and self.recurrent_dropout > 0:
-            h_prev = h_prev * self.get_recurrent_dropout_mask(h_prev)
+        input_mask, recurrent_mask = self._dropout_masks
+        if input_mask is not None:
+            projected = projected * input_mask
+        if recurrent_mask is not None:
+            h_prev = h_prev * recurrent_mask
         u = self._mixed(projected, h_prev)
         if self.excitation is not None:
             u = self.excitation(u)
         h, c = self.gates(u, c_prev)
         if self.attention is not None:
-            h = ops.cond(attend[0] > 0, lambda: self.attention(h), lambda: h)
+            h = ops.cond(attend > 0, lambda: self.attention(h), lambda: h)
         return h, [h, c]
 
     def _mixed(self, projected, h_prev):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from keras import (
-    Variable,
     activations,
     backend,
     constraints,
     initializers,
-    name_scope,
     ops,
     regularizers,
     saving,
@@ -16,10 +14,8 @@ from keras import (
 )
 from keras.layers import RNN, Layer
 
-# The per-backend recurrence loop that keras.layers.RNN drives.
-from keras.src.backend import rnn as backend_rnn
-
 from faconvlstm import validation
+from faconvlstm.errors import InputError
 from faconvlstm.layers.attention import attention_steps
 from faconvlstm.layers.cell import FAConvLSTM2DCell
 
@@ -222,27 +218,27 @@ class FAConvLSTM2D(RNN):
             layout = "(batch, time, channels, rows, cols)" if self._channels_first else (
                 "(batch, time, rows, cols, channels)"
             )
-            raise ValueError(
+            raise InputError(
                 f"{self.__class__.__name__} expects a 5D input {layout} "
                 f"({self.data_format}); received an input of rank {len(shape)} with "
                 f"shape {tuple(shape)}."
             )
         _, _, height, width, channels = self._channels_last_shape(shape)
         if channels is None:
-            raise ValueError(
+            raise InputError(
                 f"The channel axis of the input to {self.__class__.__name__} must be known; "
                 f"received shape {tuple(shape)} ({self.data_format})."
             )
         built_channels = getattr(self.cell, "input_channels", None)
         if built_channels is not None and channels != built_channels:
-            raise ValueError(
+            raise InputError(
                 f"{self.__class__.__name__} was built for inputs with {built_channels} "
                 f"channels; received {channels} channels (shape {tuple(shape)}, "
                 f"{self.data_format})."
             )
         grid = self._output_grid(height, width)
         if any(size is not None and size < 1 for size in grid):
-            raise ValueError(
+            raise InputError(
                 f"The input grid {height}x{width} is too small for kernel_size="
                 f"{self.cell.kernel_size}, dilation_rate={self.cell.dilation_rate} and "
                 f"padding='{self.cell.padding}': the output grid would be {grid}."
@@ -255,91 +251,79 @@ class FAConvLSTM2D(RNN):
         grid = self._output_grid(height, width)
         if not self.cell.built:
             self.cell.build((batch, height, width, channels), state_grid=grid)
-        if self.stateful and (batch is None or None in grid):
-            raise ValueError(
+        if self.stateful and self.states is None:
+            self.states = self._state_variables(batch, grid)
+        super().build(sequences_shape, initial_state_shape)
+
+    def _state_variables(self, batch, grid) -> list:
+        """Stateful ``[h, c]`` as non-trainable weights ``(B, H', W', F)``: tracked, so they
+        are saved with the model and carried between batches on every backend."""
+        if batch is None or None in grid:
+            raise InputError(
                 "`stateful=True` needs a static batch size and grid; declare them with "
                 "keras.Input(batch_shape=(batch, time, rows, cols, channels)). Received "
                 f"batch={batch} and an output grid of {grid}."
             )
-        super().build(sequences_shape, initial_state_shape)
-
-    def _create_state_variables(self, batch_size):
-        """Stateful ``[h, c]`` as tracked, non-trainable variables (called by ``RNN.build``).
-
-        keras.layers.RNN leaves them untracked, and on JAX Keras then never writes the new
-        state back, so a stateful ConvLSTM2D forgets it between batches there. Tracked, the
-        states are non-trainable weights: saved with the model and carried on every backend.
-        """
-        with name_scope(self.name, caller=self):
-            self.states = [
-                Variable(value, trainable=False, dtype=self.variable_dtype, name="rnn_state")
-                for value in self.get_initial_state(batch_size)
-            ]
+        return [
+            self.add_weight(
+                shape=(batch, *grid, self.cell.filters), initializer="zeros",
+                trainable=False, name="rnn_state",
+            )
+            for _ in range(2)
+        ]
 
     # ----------------------------------------------------------------------------- call
     def _check_mask(self, mask) -> None:
         if mask is None:
             return
         if len(mask.shape) != 2:
-            raise ValueError(
+            raise InputError(
                 f"{self.__class__.__name__} takes a (batch, time) timestep mask; received a "
                 f"mask of shape {tuple(mask.shape)}. Missing grid cells are not a Keras mask: "
                 "fill them and pass a validity channel instead."
             )
 
+    def _check_stateful_batch(self, sequences) -> None:
+        expected, received = self.states[0].shape[0], sequences.shape[0]
+        if received is not None and received != expected:
+            raise InputError(
+                f"This stateful {self.__class__.__name__} was built for batches of {expected}; "
+                f"received a batch of {received} (shape {tuple(sequences.shape)})."
+            )
+
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_input_shape(sequences.shape)
         self._check_mask(mask)
-        frames = self._to_channels_last(sequences, time_axis=True)
-        projected = self.cell.project_inputs(frames)
+        projected = self.cell.project_inputs(self._to_channels_last(sequences, time_axis=True))
+        batch, steps, height, width, _ = ops.shape(projected)
         if initial_state is not None:
             initial_state = [
                 self._to_channels_last(state, time_axis=False)
                 for state in tree.flatten(initial_state)
             ]
-        elif not self.stateful:
-            batch, _, height, width, _ = ops.shape(projected)
+        elif self.stateful:
+            self._check_stateful_batch(sequences)
+        else:
             initial_state = self.cell.get_initial_state(batch, (height, width))
-        result = super().call(
-            projected, initial_state=initial_state, mask=mask, training=training
+        if mask is not None:
+            # (B, T) -> (B, T, 1, 1, 1): each step's mask broadcasts over the grid and filters.
+            mask = ops.reshape(ops.cast(mask, "bool"), (batch, steps, 1, 1, 1))
+        step_inputs = self.cell.with_schedule(projected, self.go_backwards)
+        self.cell.prepare_dropout_masks(
+            projected[:, 0], (initial_state or self.states)[0], training
         )
+        try:
+            result = super().call(
+                step_inputs, initial_state=initial_state, mask=mask, training=training
+            )
+        finally:
+            self.cell.clear_dropout_masks()
         if not self.return_state:
             return self._to_user_layout(result, time_axis=self.return_sequences)
         output, *states = result
         return (
             self._to_user_layout(output, time_axis=self.return_sequences),
             *(self._to_user_layout(state, time_axis=False) for state in states),
-        )
-
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        """``keras.layers.RNN.inner_loop`` with each step told whether attention runs."""
-        batch, steps = ops.shape(sequences)[:2]
-        schedule = attention_steps(steps, self.cell.attention_every)
-        if self.go_backwards:
-            schedule = schedule[::-1]
-        attend = ops.broadcast_to(
-            ops.convert_to_tensor([schedule], dtype=self.cell.compute_dtype), (batch, steps)
-        )
-        if mask is not None:
-            # (B, T) -> (B, T, 1, 1, 1): each step's mask broadcasts over the grid and filters.
-            mask = ops.reshape(ops.cast(mask, "bool"), (batch, steps, 1, 1, 1))
-
-        def step(inputs, states):
-            if backend.backend() == "torch" and self.stateful:
-                states = tree.map_structure(ops.copy, states)
-            output, new_states = self.cell(inputs, states, training=training)
-            return output, new_states
-
-        return backend_rnn(
-            step,
-            (sequences, attend),
-            list(initial_state),
-            go_backwards=self.go_backwards,
-            mask=mask,
-            unroll=self.unroll,
-            input_length=steps,
-            zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=self.return_sequences,
         )
 
     # ----------------------------------------------------------------------------- inspection
@@ -368,7 +352,8 @@ class FAConvLSTM2D(RNN):
         states = self.cell.get_initial_state(batch, (height, width))
         order = list(range(steps))[::-1] if self.go_backwards else list(range(steps))
         outputs, channel_weights, attention = {}, {}, {}
-        for t, attend in zip(order, attention_steps(steps, self.cell.attention_every)):
+        schedule = ops.convert_to_numpy(attention_steps(steps, self.cell.attention_every))
+        for t, attend in zip(order, schedule):
             h, c, channel_weights[t], received = self.cell.inspect_step(
                 projected[:, t], states, attend
             )
