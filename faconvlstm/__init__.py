@@ -6,9 +6,10 @@ from faconvlstm.backends import backend, choose_default_backend, warn_if_slow_ba
 
 choose_default_backend()
 
-from faconvlstm.layers import FAConvLSTM2D, FAConvLSTM2DCell
+from faconvlstm.errors import InputError
+from faconvlstm.layers import FAConvLSTM2D
 
 warn_if_slow_backend()
 
-__all__ = ["FAConvLSTM2D", "FAConvLSTM2DCell", "backend"]
+__all__ = ["FAConvLSTM2D", "InputError", "backend"]
 __version__ = importlib.metadata.version("faconvlstm")

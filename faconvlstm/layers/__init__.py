@@ -1,25 +1,19 @@
-"""The standalone FAConvLSTM2D layer and its building blocks (imports nothing else of ours)."""
+"""The standalone FAConvLSTM2D layer and the representation layers built on it.
 
-from faconvlstm.layers.attention import AxialAttention2D, attention_steps
-from faconvlstm.layers.cell import FAConvLSTM2DCell
+Imports nothing else of ours but :mod:`faconvlstm.errors` and :mod:`faconvlstm.validation`.
+Every layer exported here is complete: registered for ``.keras`` serialization, with a
+``get_config`` that round-trips its arguments. The mechanisms inside FAConvLSTM2D (one a
+module: gates, spatial mixing, excitation, attention, the cell) are internal to it.
+"""
+
 from faconvlstm.layers.conv_lstm import FAConvLSTM2D
-from faconvlstm.layers.excitation import SqueezeExcitation
-from faconvlstm.layers.gates import InputProjection, PeepholeGates
 from faconvlstm.layers.positional import SeasonalPositionalEncoding
-from faconvlstm.layers.spatial_mixing import MultiScaleDepthwiseMixing
 from faconvlstm.layers.subspace import SubspaceHead
 from faconvlstm.layers.temporal import TemporalSelfAttention
 
 __all__ = [
-    "AxialAttention2D",
     "FAConvLSTM2D",
-    "FAConvLSTM2DCell",
-    "InputProjection",
-    "MultiScaleDepthwiseMixing",
-    "PeepholeGates",
     "SeasonalPositionalEncoding",
-    "SqueezeExcitation",
     "SubspaceHead",
     "TemporalSelfAttention",
-    "attention_steps",
 ]

@@ -9,7 +9,11 @@ import keras
 import numpy as np
 import pytest
 
+import faconvlstm.layers
 from faconvlstm import FAConvLSTM2D
+
+#: Constructor arguments of the exported layers that have required ones.
+EXPORTED_ARGUMENTS = {"FAConvLSTM2D": {"filters": 4, "kernel_size": 3}}
 
 NON_DEFAULT = dict(
     filters=5, kernel_size=(3, 2), strides=(2, 1), padding="same", data_format="channels_last",
@@ -129,3 +133,14 @@ def test_default_hyper_parameters_are_valid_for_any_filter_count(filters):
     assert layer.attention_dim % layer.attention_heads == 0
     out = layer(np.zeros((1, 2, 4, 4, 2), "float32"))
     assert tuple(out.shape) == (1, 4, 4, filters)
+
+
+@pytest.mark.parametrize("name", faconvlstm.layers.__all__)
+def test_every_exported_layer_is_registered_and_its_config_round_trips(name):
+    layer_class = getattr(faconvlstm.layers, name)
+    layer = layer_class(**EXPORTED_ARGUMENTS.get(name, {}))
+    registered = keras.saving.get_registered_name(layer_class)
+    assert keras.saving.get_registered_object(registered) is layer_class
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is layer_class
+    assert restored.get_config() == layer.get_config()
