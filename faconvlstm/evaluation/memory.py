@@ -17,6 +17,8 @@ from typing import final
 
 import numpy as np
 
+from faconvlstm.models import ModelConfig, build_autoencoder
+
 #: Steps run in the child; the peak of the later ones includes the optimizer's state.
 STEPS = 2
 
@@ -52,7 +54,11 @@ class PeakMemory:
 
 
 def peak_training_memory(config: dict, batch: dict[str, np.ndarray]) -> float:
-    """Peak extra resident memory (MiB) of training ``config``'s model on ``batch``."""
+    """Peak extra resident memory (MiB) of training ``config``'s model on ``batch``.
+
+    Bad settings raise :class:`~faconvlstm.errors.InputError` here, before the child starts.
+    """
+    ModelConfig.from_dict(config)
     with tempfile.TemporaryDirectory() as directory:
         config_path = Path(directory) / "config.json"
         batch_path = Path(directory) / "batch.npz"
@@ -70,8 +76,6 @@ def peak_training_memory(config: dict, batch: dict[str, np.ndarray]) -> float:
 
 def _measure(config_path: str, batch_path: str) -> float:
     import keras
-
-    from faconvlstm.models import ModelConfig, build_autoencoder
 
     config = ModelConfig.from_dict(json.loads(Path(config_path).read_text()))
     batch = dict(np.load(batch_path))

@@ -189,11 +189,12 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
 
 
 #: Measured peak training memory over the count of :func:`training_memory_bytes`' terms, by
-#: (backend, cell), rounded up (CPU; 16x24 to 96x128 grids, batch 4-8, 8-16 steps): PyTorch
-#: 1.5-1.7 (FA) and 1.9-2.2 (ConvLSTM2D); JAX 3.9-5.0 (FA: XLA keeps every elementwise
-#: intermediate of the scan for the backward pass) and 1.4-1.9 (ConvLSTM2D).
+#: (backend, cell), rounded up (CPU, batch 4, 8 steps; ``benchmarks/memory_estimate.py``,
+#: figures in BENCHMARKS.md): PyTorch 1.2-1.5 (FA) and 3.0-3.2 (ConvLSTM2D) on 16x24 to 64x96
+#: grids; JAX 3.9-5.0 (FA: XLA keeps every elementwise intermediate of the scan for the
+#: backward pass) and 1.4-1.9 (ConvLSTM2D).
 MEMORY_OVERHEAD = {
-    ("torch", "fa"): 1.8, ("torch", "convlstm"): 2.3, ("jax", "fa"): 5.0, ("jax", "convlstm"): 2.0,
+    ("torch", "fa"): 1.8, ("torch", "convlstm"): 3.5, ("jax", "fa"): 5.0, ("jax", "convlstm"): 2.0,
 }
 #: Memory a training step takes whatever the size (allocator pools, compiled programs); the
 #: PyTorch figure is the measured ~25 MiB with a margin.
