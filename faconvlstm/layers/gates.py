@@ -54,16 +54,36 @@ class InputProjection(layers.Layer):
     def call(self, sequences):
         batch, steps, height, width, _ = ops.shape(sequences)
         frames = ops.reshape(sequences, (-1, height, width, ops.shape(sequences)[-1]))
-        frames = ops.depthwise_conv(
-            ops.matmul(frames, self.projection),
-            self.depthwise_kernel,
-            strides=self.strides,
-            padding=self.padding,
-            data_format="channels_last",
-            dilation_rate=self.dilation_rate,
-        )
+        frames = ops.matmul(frames, self.projection)
+        if self.strides[0] == self.strides[1]:
+            frames = self._depthwise(frames, self.strides, self.padding)
+        else:
+            frames = self._unequally_strided_depthwise(frames)
         out_height, out_width = ops.shape(frames)[1:3]
         return ops.reshape(frames, (batch, steps, out_height, out_width, self.bottleneck))
+
+    def _depthwise(self, frames, strides, padding: str):
+        return ops.depthwise_conv(
+            frames, self.depthwise_kernel, strides=strides, padding=padding,
+            data_format="channels_last", dilation_rate=self.dilation_rate,
+        )
+
+    def _unequally_strided_depthwise(self, frames):
+        """The strided convolution as a stride-1 one subsampled, with Keras' "same" padding
+        made explicit: TensorFlow's CPU depthwise kernel takes only equal strides."""
+        if self.padding == "same":
+            frames = ops.pad(frames, ((0, 0), *self._same_padding(frames), (0, 0)))
+        frames = self._depthwise(frames, 1, "valid")
+        return frames[:, :: self.strides[0], :: self.strides[1]]
+
+    def _same_padding(self, frames) -> list[tuple[int, int]]:
+        """Keras' "same" rule per spatial axis: ``ceil(n / s)`` outputs, the extra cell of an
+        odd total padding after the input."""
+        pads = []
+        for size, kernel, stride in zip(ops.shape(frames)[1:3], self.kernel_size, self.strides):
+            total = max(-(-size // stride) * stride - stride + kernel - size, 0)
+            pads.append((total // 2, total - total // 2))
+        return pads
 
 
 class PeepholeGates(layers.Layer):
