@@ -109,24 +109,29 @@ class AxialAttention2D(layers.Layer):
         return ops.mean(reached, axis=1) / (height * width)
 
     def _attend_along_width(self, query, key, value):
-        """Attention along axis 2 of ``(B, R, L, heads, d)`` tensors, one sequence per row."""
+        """Attention along axis 2 of ``(B, R, L, heads, d)`` tensors, one sequence per row.
+
+        Rows are attended in chunks that bound the scores held at once; a grid or batch
+        size unknown until the graph runs (TensorFlow's generalized traces) is attended
+        unchunked.
+        """
         batch, rows, length, heads, depth = ops.shape(query)
         sequences = batch * rows
         flat = [ops.reshape(t, (sequences, length, heads, depth)) for t in (query, key, value)]
-        chunk = self.chunk_size or max(1, MAX_SCORES_PER_CHUNK // (heads * length * length))
-        if isinstance(sequences, int) and chunk >= sequences:
+        if not isinstance(sequences * length, int):
             attended = ops.dot_product_attention(*flat)
         else:
-            attended = self._chunked_attention(flat, sequences, chunk)
+            chunk = self.chunk_size or max(1, MAX_SCORES_PER_CHUNK // (heads * length * length))
+            attended = (
+                ops.dot_product_attention(*flat) if chunk >= sequences
+                else self._chunked_attention(flat, sequences, chunk)
+            )
         return ops.reshape(attended, (batch, rows, length, heads, depth))
 
     @staticmethod
-    def _chunked_attention(flat, sequences, chunk: int):
-        """Attention over ``sequences`` in ``ceil(sequences / chunk)`` sequential chunks.
-
-        ``sequences`` is an int or, where the batch size is unknown until the graph runs,
-        a scalar tensor (then there may be a single chunk)."""
-        chunks = -(-sequences // chunk)
+    def _chunked_attention(flat, sequences: int, chunk: int):
+        """Attention over ``sequences`` in ``ceil(sequences / chunk)`` sequential chunks."""
+        chunks = math.ceil(sequences / chunk)
         padding = chunks * chunk - sequences
         stacked = [
             ops.reshape(

@@ -82,4 +82,14 @@ def trainable_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dic
 
         grads = jax.grad(loss_fn)(trainable)
         return {v.path: np.asarray(g) for v, g in zip(model.trainable_variables, grads)}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = keras.ops.mean((model(x, training=True) - y) ** 2)
+        grads = tape.gradient(loss, model.trainable_variables)
+        return {
+            v.path: np.zeros(v.shape) if g is None else np.asarray(g)
+            for v, g in zip(model.trainable_variables, grads)
+        }
     raise NotImplementedError(f"no gradient helper for the {backend} backend")

@@ -52,7 +52,10 @@ def test_output_and_state_shapes_match_convlstm2d(rng, data_format, layout):
         expected = declared_shapes(theirs.compute_output_shape(x.shape))
         assert shapes(ours(x)) == expected, options
         assert declared_shapes(ours.compute_output_shape(x.shape)) == expected, options
-    assert declared_shapes(run_twin.compute_output_shape(x.shape)) == shapes(run_twin(x))
+    if not (keras.backend.backend() == "tensorflow" and data_format == "channels_first"):
+        # TensorFlow's CPU convolutions take only channels_last, so Keras' own layer cannot
+        # run channels_first there (FAConvLSTM2D computes channels_last inside).
+        assert declared_shapes(run_twin.compute_output_shape(x.shape)) == shapes(run_twin(x))
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
