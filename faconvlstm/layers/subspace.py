@@ -5,6 +5,7 @@ from __future__ import annotations
 from keras import layers, ops, saving
 
 from faconvlstm import validation
+from faconvlstm.layers.normalization import BatchStandardization
 
 #: Moving-average momentum of the pooled-feature statistics used at inference: fast enough
 #: to settle within the first few dozen training steps (Keras' default 0.99 needs hundreds,
@@ -43,9 +44,10 @@ class SubspaceHead(layers.Layer):
     ``v = h P + b`` (``P``: ``F -> projection_dim``, default ``F``) is pooled over the grid twice:
     the weighted mean ``sum(w v) / sum(w)`` and an attention pooling (softmax of ``v a`` over the
     cells with ``w > 0``). With ``normalize_pooled`` (default) the pooled features are
-    standardised over the batch and time (batch normalisation without learned scale or shift):
-    spatial means of a feature map barely vary in time, and unscaled they would leave the
-    embedding almost constant. ``[mean, attention] basis + bias`` is the embedding; the
+    standardized over the batch and time (``pooled_norm``, a :class:`BatchStandardization`:
+    batch normalization without learned scale or shift): spatial means of a feature map barely
+    vary in time, and unscaled they would leave the embedding almost constant.
+    ``[mean, attention] basis + bias`` is the embedding; the
     ``(2 * projection_dim, embedding_dim)`` basis starts orthonormal and
     ``orthogonality * ||basis^T basis - I||_F^2`` is added as a loss. Cells with ``w == 0`` never
     influence the output; a step without any valid cell pools to zeros. The grid may be unknown
@@ -90,12 +92,8 @@ class SubspaceHead(layers.Layer):
         self.bias = self.add_weight(shape=(self.embedding_dim,), name="bias", initializer="zeros")
         self.pooled_norm = None
         if self.normalize_pooled:
-            self.pooled_norm = layers.BatchNormalization(
-                momentum=POOLED_NORM_MOMENTUM,
-                center=False,
-                scale=False,
-                dtype=self.dtype_policy,
-                name="pooled_norm",
+            self.pooled_norm = BatchStandardization(
+                momentum=POOLED_NORM_MOMENTUM, dtype=self.dtype_policy, name="pooled_norm"
             )
             self.pooled_norm.build((None, None, 2 * projection_dim))
 

@@ -1,4 +1,5 @@
-"""SubspaceHead: pooling against NumPy, masked cells, the orthogonality penalty, config, errors."""
+"""SubspaceHead: pooling against NumPy, masked cells, the orthogonality penalty, config, errors;
+its batch standardization against Keras' batch normalization and old checkpoints."""
 
 import itertools
 
@@ -6,7 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from faconvlstm.layers import SubspaceHead
+from faconvlstm.errors import InputError
+from faconvlstm.layers import SubspaceHead, subspace
+from faconvlstm.layers.normalization import BatchStandardization
 
 FEATURES = 4
 
@@ -34,7 +37,7 @@ def randomize(head: SubspaceHead, rng, zero_attention=False) -> None:
 def reference_head(head: SubspaceHead, features, weights, training=False) -> np.ndarray:
     """The head's forward pass in float64 NumPy, one step at a time.
 
-    The pooled features are standardised with the batch's statistics in training and with the
+    The pooled features are standardized with the batch's statistics in training and with the
     moving ones otherwise."""
     kernel, bias, attention, basis, basis_bias = (
         np.asarray(w.numpy(), np.float64)
@@ -54,11 +57,11 @@ def reference_head(head: SubspaceHead, features, weights, training=False) -> np.
             pooled[b, t] = np.concatenate([mean, attended])
     norm = head.pooled_norm
     if training:
-        centre, variance = pooled.mean((0, 1)), pooled.var((0, 1))
+        center, variance = pooled.mean((0, 1)), pooled.var((0, 1))
     else:
-        centre, variance = (np.asarray(w.numpy(), np.float64)
+        center, variance = (np.asarray(w.numpy(), np.float64)
                             for w in (norm.moving_mean, norm.moving_variance))
-    pooled = (pooled - centre) / np.sqrt(variance + norm.epsilon)
+    pooled = (pooled - center) / np.sqrt(variance + norm.epsilon)
     return pooled @ basis + basis_bias
 
 
@@ -119,6 +122,12 @@ def penalty_gradient(head: SubspaceHead) -> np.ndarray:
         head.basis.value.grad = None
         head.orthogonality_penalty().backward()
         return head.basis.value.grad.numpy()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            penalty = head.orthogonality_penalty()
+        return tape.gradient(penalty, head.basis.value).numpy()
     import jax
 
     def penalty(basis):
@@ -205,3 +214,128 @@ def test_embedding_wider_than_the_default_projection_fails_at_build():
 def test_bad_input_shapes(shapes):
     with pytest.raises(ValueError, match="expects \\[h, weights\\]"):
         SubspaceHead(embedding_dim=2).build(shapes)
+
+
+def pooled_features(rng, batch=3, steps=4, features=6) -> np.ndarray:
+    """Pooled-like features ``(B, T, features)`` with a mean and a scale of their own each."""
+    center = rng.normal(0.0, 3.0, features)
+    scale = rng.uniform(0.2, 4.0, features)
+    return (center + scale * rng.normal(size=(batch, steps, features))).astype("float32")
+
+
+def test_batch_standardization_matches_keras_batch_normalization(rng):
+    """Same outputs and moving statistics over training batches, then the same inference."""
+    ours = BatchStandardization(momentum=0.9, epsilon=1e-3)
+    keras_norm = keras.layers.BatchNormalization(momentum=0.9, center=False, scale=False)
+    for _ in range(3):
+        batch = pooled_features(rng)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours(batch, training=True)),
+            keras.ops.convert_to_numpy(keras_norm(batch, training=True)), rtol=1e-5, atol=1e-5,
+        )
+        for weight, expected in zip(ours.weights, keras_norm.weights, strict=True):
+            np.testing.assert_allclose(weight.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ours.moving_mean.numpy(), 0.0)  # the statistics did move
+    batch = pooled_features(rng)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(batch)),
+        keras.ops.convert_to_numpy(keras_norm(batch, training=False)), rtol=1e-5, atol=1e-5,
+    )
+    assert [(w.name, w.trainable) for w in ours.weights] == [
+        (w.name, w.trainable) for w in keras_norm.weights]
+
+
+def test_batch_standardization_standardizes_with_its_moments_hook(rng):
+    """Training batches take their statistics from ``moments``, replaceable on an instance;
+    inference does not call it."""
+    norm = BatchStandardization(momentum=0.5)
+    batch = pooled_features(rng, features=2)
+    mean, variance = np.array([1.0, -2.0], "float32"), np.array([4.0, 0.25], "float32")
+    calls = []
+
+    def moments(inputs):
+        calls.append(tuple(inputs.shape))
+        return keras.ops.convert_to_tensor(mean), keras.ops.convert_to_tensor(variance)
+
+    norm.build(batch.shape)
+    norm.moments = moments
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(norm(batch, training=True)),
+                               (batch - mean) / np.sqrt(variance + 1e-3), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(norm.moving_mean.numpy(), 0.5 * mean, rtol=1e-6)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), 0.5 + 0.5 * variance, rtol=1e-6)
+    norm(batch)
+    assert calls == [batch.shape]
+
+
+def test_batch_standardization_moments_are_over_every_axis_but_the_last(rng):
+    batch = pooled_features(rng)
+    mean, variance = BatchStandardization().moments(keras.ops.convert_to_tensor(batch))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(mean), batch.mean((0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variance), batch.var((0, 1)),
+                               rtol=1e-4)
+
+
+def test_batch_standardization_config_round_trip():
+    norm = BatchStandardization(momentum=0.75, epsilon=1e-5, name="norm")
+    config = norm.get_config()
+    assert (config["momentum"], config["epsilon"]) == (0.75, 1e-5)
+    assert BatchStandardization.from_config(config).get_config() == config
+    serialized = keras.saving.serialize_keras_object(norm)
+    assert serialized["registered_name"] == "faconvlstm>BatchStandardization"
+    assert keras.saving.deserialize_keras_object(serialized).get_config() == config
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"momentum": 1.0}, r"`momentum` must be a float in \[0, 1\); received momentum=1.0"),
+    ({"momentum": "0.9"}, r"`momentum` must be a float in \[0, 1\)"),
+    ({"epsilon": 0.0}, "`epsilon` must be a positive float; received epsilon=0.0"),
+    ({"epsilon": True}, "`epsilon` must be a positive float"),
+])
+def test_batch_standardization_bad_arguments(options, message):
+    with pytest.raises(InputError, match=message):
+        BatchStandardization(**options)
+
+
+#: The head's weights as they were with Keras' BatchNormalization(center=False, scale=False)
+#: as ``pooled_norm`` (features 4, default projection, embedding 3): their paths in a
+#: checkpoint and their shapes, in order.
+HEAD_WEIGHTS = [
+    ("head/projection_kernel", (4, 4)), ("head/projection_bias", (4,)),
+    ("head/attention_kernel", (4, 1)), ("head/basis", (8, 3)), ("head/bias", (3,)),
+    ("head/pooled_norm/moving_mean", (8,)), ("head/pooled_norm/moving_variance", (8,)),
+]
+
+
+def head_model() -> keras.Model:
+    inputs = [keras.Input((None, None, None, FEATURES)), keras.Input((None, None, None))]
+    return keras.Model(inputs, SubspaceHead(embedding_dim=3, name="head")(inputs))
+
+
+def test_a_checkpoint_of_the_head_with_keras_batch_normalization_loads(
+    rng, tmp_path, monkeypatch
+):
+    """A ``.keras`` file saved when ``pooled_norm`` was Keras' BatchNormalization loads into
+    today's head with the same weights and outputs."""
+    with monkeypatch.context() as patch:
+        patch.setattr(subspace, "BatchStandardization", lambda **options: (
+            keras.layers.BatchNormalization(center=False, scale=False, **options)))
+        old = head_model()
+    old_head = old.get_layer("head")
+    assert type(old_head.pooled_norm) is keras.layers.BatchNormalization
+    assert old_head.pooled_norm.momentum == subspace.POOLED_NORM_MOMENTUM
+    features, weights = sample(rng)
+    for _ in range(2):
+        old_head([features, weights], training=True)
+    assert not np.allclose(old_head.pooled_norm.moving_variance.numpy(), 1.0, atol=1e-2)
+    old.save(tmp_path / "old.keras")
+    new = keras.saving.load_model(tmp_path / "old.keras")
+    new_head = new.get_layer("head")
+    assert type(new_head.pooled_norm) is BatchStandardization
+    assert new_head.pooled_norm.momentum == old_head.pooled_norm.momentum
+    assert new_head.pooled_norm.epsilon == old_head.pooled_norm.epsilon
+    for model in (old, new):
+        assert [(w.path, tuple(w.shape)) for w in model.weights] == HEAD_WEIGHTS
+    for weight, expected in zip(new.weights, old.weights, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), expected.numpy())
+    np.testing.assert_allclose(new.predict([features, weights], verbose=0),
+                               old.predict([features, weights], verbose=0), rtol=1e-6, atol=1e-6)
