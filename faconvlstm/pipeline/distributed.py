@@ -5,9 +5,9 @@
 - **PyTorch:** one process per device, launched by ``torchrun`` (``fit`` launches it itself:
   :mod:`faconvlstm.pipeline.launch`). Each process reads its share of every global batch;
   ``torch.nn.parallel.DistributedDataParallel`` averages the gradients (gloo on CPU, nccl
-  on GPU). Batch-normalization statistics, the loss's weight normalizer and the logged
-  losses are taken over the global batch, so N devices follow the loss curve of one device
-  with the same global batch.
+  on GPU). The subspace head's batch-standardization statistics, the loss's weight
+  normalizer and the logged losses are taken over the global batch, so N devices follow
+  the loss curve of one device with the same global batch.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import keras
 import faconvlstm.backends
 from faconvlstm import validation
 from faconvlstm.errors import InputError
+from faconvlstm.layers import SubspaceHead
 from faconvlstm.models.autoencoder import RECONSTRUCTION_LAYER
 
 
@@ -85,16 +86,16 @@ class DataParallel:
 
         Keras' PyTorch trainer calls the model itself, never a wrapper, so the model's train
         step is replaced by one that runs the forward pass through ``DistributedDataParallel``
-        (whose hooks then average the gradients in ``backward``); its batch normalizations
-        take their statistics over all processes.
+        (whose hooks then average the gradients in ``backward``); the subspace heads'
+        standardizations take their statistics over all processes.
         """
         if self.processes == 1:
             return
         from torch.nn.parallel import DistributedDataParallel
 
-        for layer in model._flatten_layers():
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer._moments = functools.partial(_global_moments, layer)
+        for layer in model.layers:
+            if isinstance(layer, SubspaceHead) and layer.pooled_norm is not None:
+                layer.pooled_norm.moments = _global_moments
         device = model.weights[0].value.device
         wrapped = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -166,7 +167,8 @@ def _check_jax_devices(devices: int) -> None:
     available = keras.distribution.list_devices()
     if len(available) < devices:
         raise InputError(
-            f"{devices} devices requested but only {len(available)} found ({', '.join(available)}); "
+            f"{devices} devices requested but only {len(available)} found "
+            f"({', '.join(available)}); "
             "on a CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before starting."
         )
 
@@ -240,25 +242,20 @@ def _global_sum(tensor):
     return _global_sum_function().apply(tensor)
 
 
-def _global_moments(layer, inputs, mask):
-    """Batch normalization's ``(mean, variance)`` over the global batch (all processes)."""
+def _global_moments(inputs):
+    """``(mean, variance)``, each ``(features,)``, of ``inputs`` ``(..., features)`` over
+    every axis but the last and the global batch (all processes): the
+    :meth:`~faconvlstm.layers.normalization.BatchStandardization.moments` of data-parallel
+    training."""
     import torch
 
-    axes = tuple(axis for axis in range(inputs.ndim) if axis != layer.axis % inputs.ndim)
-    if mask is None:
-        present = torch.ones_like(inputs)
-    else:
-        present = torch.broadcast_to(mask[..., None], inputs.shape).to(inputs.dtype)
-        inputs = inputs * present
-    count = torch.sum(present, dim=axes, keepdim=True)
+    axes = tuple(range(inputs.ndim - 1))
+    count = torch.full_like(inputs[(0,) * len(axes)], inputs[..., 0].numel())
     sums = _global_sum(torch.stack([
-        torch.sum(inputs, dim=axes, keepdim=True),
-        torch.sum(inputs * inputs, dim=axes, keepdim=True),
-        count,
+        torch.sum(inputs, dim=axes), torch.sum(inputs * inputs, dim=axes), count,
     ]))
-    mean = sums[0] / sums[2].clamp_min(1.0)
-    variance = sums[1] / sums[2].clamp_min(1.0) - mean * mean
-    return torch.squeeze(mean, axes), torch.squeeze(variance, axes)
+    mean = sums[0] / sums[2]
+    return mean, sums[1] / sums[2] - mean * mean
 
 
 def _global_loss(model: keras.Model, reconstruction_layer, x: dict, y_pred, processes: int,

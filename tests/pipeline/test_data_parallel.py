@@ -14,8 +14,10 @@ import xarray as xr
 
 import faconvlstm
 from faconvlstm.errors import InputError
+from faconvlstm.layers.normalization import BatchStandardization
+from faconvlstm.models import ModelConfig, build_autoencoder
 from faconvlstm.pipeline import DataSelection, TrainingSettings, fit
-from faconvlstm.pipeline.distributed import DataParallel, data_parallel
+from faconvlstm.pipeline.distributed import DataParallel, _global_moments, data_parallel
 from faconvlstm.pipeline.runs import PROGRESS_FILE
 from tests.conftest import MODEL, VARIABLES
 
@@ -123,23 +125,29 @@ def test_processes_that_do_not_match_the_devices_are_refused(monkeypatch):
         with pytest.raises(ValueError, match="one of 2 processes.*start it once, without torchrun"):
             data_parallel(2, 8)
         return
-    with pytest.raises(ValueError, match="torchrun started 2 processes but devices is 1.*--devices 2"):
+    with pytest.raises(ValueError,
+                       match="torchrun started 2 processes but devices is 1.*--devices 2"):
         data_parallel(1, 8)
     with pytest.raises(ValueError, match="cannot be split evenly across 2 devices"):
         data_parallel(2, 7)
 
 
-@pytest.mark.skipif(faconvlstm.backend() != "torch", reason="process groups are PyTorch's")
-def test_the_scope_ends_the_process_group_it_joined_even_on_an_error(monkeypatch):
-    import torch.distributed as dist
-
+def one_process_group(monkeypatch) -> DataParallel:
+    """Settings whose scope joins a process group of this process alone (on a free port)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     for name, value in {"WORLD_SIZE": "1", "RANK": "0", "MASTER_ADDR": "127.0.0.1",
                         "MASTER_PORT": str(port)}.items():
         monkeypatch.setenv(name, value)
-    parallel = DataParallel(devices=2, rank=0, processes=2)
+    return DataParallel(devices=2, rank=0, processes=2)
+
+
+@pytest.mark.skipif(faconvlstm.backend() != "torch", reason="process groups are PyTorch's")
+def test_the_scope_ends_the_process_group_it_joined_even_on_an_error(monkeypatch):
+    import torch.distributed as dist
+
+    parallel = one_process_group(monkeypatch)
     with pytest.raises(ValueError, match="inside"), parallel.scope():
         assert dist.is_initialized()
         raise ValueError("inside")
@@ -152,6 +160,31 @@ def test_the_scope_ends_the_process_group_it_joined_even_on_an_error(monkeypatch
         assert dist.is_initialized()
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.skipif(faconvlstm.backend() != "torch", reason="process groups are PyTorch's")
+def test_prepare_takes_the_head_standardization_moments_over_the_process_group(monkeypatch):
+    """The head's ``pooled_norm`` gets the global moments through its public hook; in a group
+    of one process they are the batch's own, gradients included."""
+    import torch
+
+    parallel = one_process_group(monkeypatch)
+    model = build_autoencoder(ModelConfig(channels=len(VARIABLES), grid=(4, 6), **MODEL))
+    norm = model.get_layer("subspace_head").pooled_norm
+    local = BatchStandardization(momentum=norm.momentum)
+    assert type(norm) is BatchStandardization
+    with parallel.scope():
+        parallel.prepare(model)
+        assert norm.moments is _global_moments
+        inputs = torch.randn(3, 8, 10, dtype=torch.float32) * torch.linspace(0.5, 5.0, 10) + 2.0
+        inputs.requires_grad_(True)
+        mean, variance = norm.moments(inputs)
+        expected_mean, expected_variance = local.moments(inputs)
+        torch.testing.assert_close(mean, expected_mean, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(variance, expected_variance, rtol=1e-4, atol=1e-4)
+        (gradient,) = torch.autograd.grad((mean + variance).sum(), inputs)
+        (expected,) = torch.autograd.grad((expected_mean + expected_variance).sum(), inputs)
+        torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("raised,passed_back", [
