@@ -4,7 +4,6 @@ PYTHON ?= python3
 # e.g. `make test TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
-BACKENDS ?= jax torch
 
 .PHONY: install install-test demo test benchmark
 
@@ -21,23 +20,28 @@ DEMO_ARGS ?=
 demo: install
 	$(PYTHON) -m faconvlstm demo $(DEMO_ARGS)
 
-# The suite runs once per backend, the backends side by side (each leaves a core idle much of
-# the time; the others with one thread each): the first backend's output streams, the
-# others' logs follow when they end. pytest's exit code 5 (no test collected) fails the run.
+# The whole suite runs on the default backend (PyTorch) in the foreground; the tests of code
+# that differs per backend (marked `backend`) run on the other backends meanwhile, one after
+# the other with one thread, their logs printed at the end. pytest's exit code 5 (no test
+# collected) fails the run.
+DEFAULT_BACKEND ?= torch
+OTHER_BACKENDS ?= jax tensorflow
 TEST_LOGS ?= .test-logs
 test: install-test
-	@mkdir -p $(TEST_LOGS); rm -f $(TEST_LOGS)/*.status; first=$(firstword $(BACKENDS)); \
-	for backend in $(wordlist 2,99,$(BACKENDS)); do \
-		(OMP_NUM_THREADS=1 KERAS_BACKEND=$$backend $(PYTHON) -m pytest $(PYTEST_ARGS) \
+	@mkdir -p $(TEST_LOGS); rm -f $(TEST_LOGS)/*.status; \
+	(for backend in $(OTHER_BACKENDS); do \
+		OMP_NUM_THREADS=1 KERAS_BACKEND=$$backend $(PYTHON) -m pytest -m backend $(PYTEST_ARGS) \
 		 > $(TEST_LOGS)/$$backend.log 2>&1; \
-		 echo $$? > $(TEST_LOGS)/$$backend.status) & \
-	done; \
-	echo "== faconvlstm tests on the $$first backend =="; \
-	KERAS_BACKEND=$$first $(PYTHON) -m pytest $(PYTEST_ARGS); echo $$? > $(TEST_LOGS)/$$first.status; \
+		echo $$? > $(TEST_LOGS)/$$backend.status; \
+	done) & \
+	echo "== faconvlstm tests on the $(DEFAULT_BACKEND) backend (all) =="; \
+	KERAS_BACKEND=$(DEFAULT_BACKEND) $(PYTHON) -m pytest $(PYTEST_ARGS); \
+	echo $$? > $(TEST_LOGS)/$(DEFAULT_BACKEND).status; \
 	wait; failed=0; \
-	for backend in $(BACKENDS); do \
-		if [ $$backend != $$first ]; then \
-			echo "== faconvlstm tests on the $$backend backend =="; cat $(TEST_LOGS)/$$backend.log; fi; \
+	for backend in $(DEFAULT_BACKEND) $(OTHER_BACKENDS); do \
+		if [ $$backend != $(DEFAULT_BACKEND) ]; then \
+			echo "== faconvlstm tests on the $$backend backend (marked backend) =="; \
+			cat $(TEST_LOGS)/$$backend.log; fi; \
 		status=$$(cat $(TEST_LOGS)/$$backend.status 2>/dev/null || echo missing); \
 		if [ $$status = missing ]; then echo "the $$backend suite ended without an exit status"; failed=1; \
 		elif [ $$status -eq 5 ]; then echo "no tests were collected on $$backend"; failed=1; \

@@ -1,7 +1,8 @@
 """Test-wide settings and shared data.
 
-The backend comes from KERAS_BACKEND (``.ci/run`` runs jax, then torch). The tiny synthetic file
-and the one-epoch run are made once per session.
+The backend comes from KERAS_BACKEND: ``make test`` runs the whole suite on the default backend
+(PyTorch) and the tests marked ``backend`` on JAX and TensorFlow. The tiny synthetic file and the
+one-epoch run are made once per session.
 """
 
 import faconvlstm  # first: it chooses the backend when KERAS_BACKEND is unset
@@ -15,9 +16,9 @@ from faconvlstm.pipeline import DataSelection, TrainingSettings, fit  # noqa: E4
 
 
 def on_the_default_backend_only(reason: str):
-    """Skip on JAX: code whose behaviour does not depend on the backend (the layer's own
-    tests and the pipeline's run on both), where a second, JAX run would only add CI time."""
-    return pytest.mark.skipif(faconvlstm.backend() == "jax", reason=reason)
+    """Skip on any backend but PyTorch, the default: code whose behavior does not depend on
+    the backend, where a second run would only add time."""
+    return pytest.mark.skipif(faconvlstm.backend() != "torch", reason=reason)
 
 
 @pytest.fixture(autouse=True)

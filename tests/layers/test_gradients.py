@@ -2,9 +2,13 @@
 
 import keras
 import numpy as np
+import pytest
 
 from faconvlstm import FAConvLSTM2D
 from tests.layers.helpers import trainable_gradients
+
+#: Backend code: CI runs these on every backend (the rest on the default one).
+pytestmark = pytest.mark.backend
 
 
 def small_model(**options):

@@ -50,9 +50,22 @@ class FAConvLSTM2DLayerTest(testing.TestCase):
         )
 
 
+#: The cases CI also runs on the other backends (each takes ~40 s to compile there).
+ON_EVERY_BACKEND = {("same", "channels_last"), ("attention-every-step-dropout", "channels_first")}
+
+
 # The harness trains on a generator and says that `shuffle` is ignored.
 @pytest.mark.filterwarnings("ignore:`shuffle=True` was passed")
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize(
+    "name,data_format",
+    [
+        pytest.param(
+            name, data_format, id=f"{name}-{data_format}",
+            marks=[pytest.mark.backend] if (name, data_format) in ON_EVERY_BACKEND else [],
+        )
+        for name in CASES
+        for data_format in ("channels_last", "channels_first")
+    ],
+)
 def test_keras_layer_test_harness(name, data_format):
     FAConvLSTM2DLayerTest().check(name, data_format)

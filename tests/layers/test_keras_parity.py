@@ -8,6 +8,9 @@ import pytest
 
 from faconvlstm import FAConvLSTM2D
 
+#: Backend code: CI runs these on every backend (the rest on the default one).
+pytestmark = pytest.mark.backend
+
 SMALL = dict(filters=4, kernel_size=3, bottleneck=4, attention_dim=4, attention_every=2)
 
 

@@ -7,6 +7,9 @@ import pytest
 from faconvlstm import FAConvLSTM2D
 from tests.layers.helpers import randomize_weights, trainable_gradients
 
+#: Backend code: CI runs these on every backend (the rest on the default one).
+pytestmark = pytest.mark.backend
+
 #: policy -> (compute dtype, relative tolerance against float32 after 6 steps)
 POLICIES = {"mixed_float16": ("float16", 1e-2), "mixed_bfloat16": ("bfloat16", 6e-2)}
 

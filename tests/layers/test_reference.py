@@ -8,6 +8,9 @@ from faconvlstm import FAConvLSTM2D
 from tests.layers.helpers import randomize_weights, reference_config, reference_weights
 from tests.layers.numpy_reference import reference_forward
 
+#: Backend code: CI runs these on every backend (the rest on the default one).
+pytestmark = pytest.mark.backend
+
 BASE = dict(filters=6, kernel_size=3, padding="same", bottleneck=4, attention_dim=4,
             attention_heads=2, attention_every=2, return_sequences=True, return_state=True)
 

@@ -74,6 +74,9 @@ LOAD_ON_OTHER_BACKEND = """
 import json, sys
 import numpy as np
 import faconvlstm, keras
+
+#: Backend code: CI runs these on every backend (the rest on the default one).
+pytestmark = pytest.mark.backend
 model = keras.models.load_model(sys.argv[1])
 x = np.load(sys.argv[2])
 print(json.dumps({"backend": faconvlstm.backend(),

@@ -197,12 +197,12 @@ def test_config_round_trip():
      r"`embedding_dim` must be at most 2 \* `projection_dim`.*embedding_dim=7.*projection_dim=3"),
 ])
 def test_bad_arguments(options, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         SubspaceHead(**options)
 
 
 def test_embedding_wider_than_the_default_projection_fails_at_build():
-    with pytest.raises(ValueError, match=r"embedding_dim=9 and projection_dim=4"):
+    with pytest.raises(InputError, match=r"embedding_dim=9 and projection_dim=4"):
         built_head(embedding_dim=9)
 
 
@@ -212,7 +212,7 @@ def test_embedding_wider_than_the_default_projection_fails_at_build():
     [(2, 3, 4, 5, FEATURES), (2, 3, 4, 5, 1)],
 ])
 def test_bad_input_shapes(shapes):
-    with pytest.raises(ValueError, match="expects \\[h, weights\\]"):
+    with pytest.raises(InputError, match="expects \\[h, weights\\]"):
         SubspaceHead(embedding_dim=2).build(shapes)
 
 

@@ -7,6 +7,9 @@ from scipy.special import erf
 
 from faconvlstm.layers import SeasonalPositionalEncoding, SubspaceHead, TemporalSelfAttention
 
+#: Backend code: CI runs these on every backend (the rest on the default one).
+pytestmark = pytest.mark.backend
+
 
 def encode(year_fraction, **options) -> np.ndarray:
     layer = SeasonalPositionalEncoding(**options)
