@@ -6,6 +6,7 @@ from keras import activations, constraints, initializers, ops, random, regulariz
 from keras.layers import Layer
 from keras.random import SeedGenerator
 
+from faconvlstm.errors import InputError
 from faconvlstm.layers.attention import AxialAttention2D, attention_steps
 from faconvlstm.layers.excitation import SqueezeExcitation
 from faconvlstm.layers.gates import InputProjection, PeepholeGates
@@ -250,7 +251,7 @@ class FAConvLSTM2DCell(Layer):
         """
         grid = self.state_grid if grid is None else tuple(grid)
         if None in grid:
-            raise ValueError(
+            raise InputError(
                 "The grid of this layer's states is only known at call time (the layer was "
                 f"built for a grid of {grid}); pass `grid=(rows, cols)`."
             )

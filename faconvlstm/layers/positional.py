@@ -7,6 +7,7 @@ import math
 from keras import layers, ops, saving
 
 from faconvlstm import validation
+from faconvlstm.errors import InputError
 
 #: Base of the transformer's geometric frequency ladder.
 POSITION_BASE = 10000.0
@@ -33,12 +34,12 @@ class SeasonalPositionalEncoding(layers.Layer):
         self.harmonics = validation.non_negative_int(harmonics, "harmonics")
         self.position_dim = validation.non_negative_int(position_dim, "position_dim")
         if self.position_dim % 2:
-            raise ValueError(
+            raise InputError(
                 "`position_dim` must be even (it holds sin/cos pairs); "
                 f"received position_dim={position_dim}."
             )
         if self.harmonics == 0 and self.position_dim == 0:
-            raise ValueError(
+            raise InputError(
                 "`harmonics` and `position_dim` cannot both be 0: the encoding would be empty."
             )
 
@@ -49,7 +50,7 @@ class SeasonalPositionalEncoding(layers.Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 2:
-            raise ValueError(
+            raise InputError(
                 f"{self.__class__.__name__} expects a (batch, time) year fraction; received "
                 f"shape {tuple(input_shape)}."
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from keras import layers, ops, saving
 
 from faconvlstm import validation
+from faconvlstm.errors import InputError
 
 
 @saving.register_keras_serializable(package="faconvlstm")
@@ -75,13 +76,13 @@ class TemporalSelfAttention(layers.Layer):
 
     def _check_shapes(self, input_shape):
         if len(input_shape) != 2 or len(input_shape[0]) != 3 or len(input_shape[1]) != 3:
-            raise ValueError(
+            raise InputError(
                 f"{self.__class__.__name__} expects [z, encoding] with z (batch, time, width) "
                 f"and encoding (batch, time, encoding_dim); received shapes {input_shape}."
             )
         sequence_shape, encoding_shape = (tuple(shape) for shape in input_shape)
         if sequence_shape[-1] is None or encoding_shape[-1] is None:
-            raise ValueError(
+            raise InputError(
                 "The last axes of z and encoding must be known; received shapes "
                 f"{sequence_shape} and {encoding_shape}."
             )

@@ -1,10 +1,10 @@
-"""Bad use gets a ValueError that names the argument and what was expected."""
+"""Bad use gets an InputError (a ValueError) that names the argument and what was expected."""
 
 import keras
 import numpy as np
 import pytest
 
-from faconvlstm import FAConvLSTM2D
+from faconvlstm import FAConvLSTM2D, InputError
 
 BAD_ARGUMENTS = [
     (dict(filters=0), "`filters` must be a positive integer"),
@@ -35,13 +35,13 @@ BAD_ARGUMENTS = [
                               in enumerate(BAD_ARGUMENTS)])
 def test_bad_constructor_argument(overrides, message):
     arguments = {"filters": 4, "kernel_size": 3, **overrides}
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("(", r"\(")
                        .replace(")", r"\)")):
         FAConvLSTM2D(**arguments)
 
 
 def test_wrong_input_rank():
-    with pytest.raises(ValueError, match=r"expects a 5D input \(batch, time, rows, cols, "
+    with pytest.raises(InputError, match=r"expects a 5D input \(batch, time, rows, cols, "
                                          r"channels\).*rank 4"):
         FAConvLSTM2D(4, 3)(np.zeros((2, 3, 8, 8), "float32"))
 
@@ -49,27 +49,36 @@ def test_wrong_input_rank():
 def test_channel_count_different_from_the_built_one():
     layer = FAConvLSTM2D(4, 3)
     layer(np.zeros((1, 2, 8, 8, 3), "float32"))
-    with pytest.raises(ValueError, match="built for inputs with 3 channels; received 5 channels"):
+    with pytest.raises(InputError, match="built for inputs with 3 channels; received 5 channels"):
         layer(np.zeros((1, 2, 8, 8, 5), "float32"))
 
 
 def test_unknown_channel_count():
-    with pytest.raises(ValueError, match="channel axis of the input .* must be known"):
+    with pytest.raises(InputError, match="channel axis of the input .* must be known"):
         FAConvLSTM2D(4, 3)(keras.Input((None, 8, 8, None)))
 
 
 def test_grid_too_small_for_the_kernel():
-    with pytest.raises(ValueError, match="grid 2x8 is too small for kernel_size=\\(3, 3\\)"):
+    with pytest.raises(InputError, match="grid 2x8 is too small for kernel_size=\\(3, 3\\)"):
         FAConvLSTM2D(4, 3, padding="valid")(np.zeros((1, 2, 2, 8, 1), "float32"))
 
 
 def test_four_dimensional_mask_is_rejected():
     x = np.zeros((1, 2, 5, 5, 1), "float32")
-    with pytest.raises(ValueError, match=r"takes a \(batch, time\) timestep mask; received a "
+    with pytest.raises(InputError, match=r"takes a \(batch, time\) timestep mask; received a "
                                          r"mask of shape \(1, 2, 5, 5\)"):
         FAConvLSTM2D(4, 3)(x, mask=np.ones((1, 2, 5, 5), bool))
 
 
 def test_stateful_needs_a_static_grid():
-    with pytest.raises(ValueError, match="`stateful=True` needs a static batch size and grid"):
+    with pytest.raises(InputError, match="`stateful=True` needs a static batch size and grid"):
         FAConvLSTM2D(4, 3, stateful=True)(keras.Input(batch_shape=(2, 3, None, None, 1)))
+
+
+def test_numpy_integers_are_accepted_as_convlstm2d_accepts_them(rng):
+    layer = FAConvLSTM2D(np.int64(4), np.int32(3), strides=(np.int64(1), 1), padding="same",
+                         bottleneck=np.int64(4), attention_every=np.int64(2))
+    config = layer.get_config()
+    assert (config["filters"], config["kernel_size"], config["strides"]) == (4, (3, 3), (1, 1))
+    assert type(config["filters"]) is int and type(config["attention_every"]) is int
+    assert tuple(layer(rng.normal(size=(1, 2, 5, 5, 2)).astype("float32")).shape) == (1, 5, 5, 4)

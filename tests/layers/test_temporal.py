@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
+from faconvlstm import InputError
 from faconvlstm.layers import SeasonalPositionalEncoding, SubspaceHead, TemporalSelfAttention
 
 #: Backend code: CI runs these on every backend (the rest on the default one).
@@ -65,12 +66,12 @@ def test_encoding_shapes_with_unknown_length(rng):
     ({"harmonics": 0, "position_dim": 0}, "`harmonics` and `position_dim` cannot both be 0"),
 ])
 def test_bad_encoding_arguments(options, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         SeasonalPositionalEncoding(**options)
 
 
 def test_encoding_rejects_a_bad_rank():
-    with pytest.raises(ValueError, match=r"expects a \(batch, time\) year fraction"):
+    with pytest.raises(InputError, match=r"expects a \(batch, time\) year fraction"):
         SeasonalPositionalEncoding()(np.zeros((2, 3, 1), "float32"))
 
 
@@ -195,12 +196,12 @@ def test_attention_config_round_trip():
     ({"dropout": 1.0}, r"`dropout` must be a float in \[0, 1\)"),
 ])
 def test_bad_attention_arguments(options, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         TemporalSelfAttention(**options)
 
 
 def test_attention_rejects_bad_shapes():
-    with pytest.raises(ValueError, match=r"expects \[z, encoding\]"):
+    with pytest.raises(InputError, match=r"expects \[z, encoding\]"):
         TemporalSelfAttention().build([(2, 5, 3, WIDTH), (2, 5, ENCODING)])
 
 
