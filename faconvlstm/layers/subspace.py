@@ -5,6 +5,7 @@ from __future__ import annotations
 from keras import layers, ops, saving
 
 from faconvlstm import validation
+from faconvlstm.errors import InputError
 from faconvlstm.layers.normalization import BatchStandardization
 
 #: Moving-average momentum of the pooled-feature statistics used at inference: fast enough
@@ -18,7 +19,7 @@ WEIGHT_EPSILON = 1e-6
 
 def _orthogonality(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(
+        raise InputError(
             "`orthogonality` must be a non-negative float (0 switches the penalty off); "
             f"received orthogonality={value!r}."
         )
@@ -27,7 +28,7 @@ def _orthogonality(value) -> float:
 
 def _check_embedding_fits(embedding_dim: int, projection_dim: int) -> None:
     if embedding_dim > 2 * projection_dim:
-        raise ValueError(
+        raise InputError(
             "`embedding_dim` must be at most 2 * `projection_dim` (the basis columns must be "
             f"orthonormal); received embedding_dim={embedding_dim} and "
             f"projection_dim={projection_dim}."
@@ -100,13 +101,13 @@ class SubspaceHead(layers.Layer):
     def _features_shape(self, input_shape) -> tuple:
         """The shape of ``h``, after checking both input shapes."""
         if len(input_shape) != 2 or len(input_shape[0]) != 5 or len(input_shape[1]) != 4:
-            raise ValueError(
+            raise InputError(
                 f"{self.__class__.__name__} expects [h, weights] with h (batch, time, rows, cols, "
                 f"features) and weights (batch, time, rows, cols); received shapes {input_shape}."
             )
         features_shape = tuple(input_shape[0])
         if features_shape[-1] is None:
-            raise ValueError(
+            raise InputError(
                 f"The feature axis of h must be known; received h of shape {features_shape}."
             )
         return features_shape
