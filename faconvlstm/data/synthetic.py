@@ -9,7 +9,7 @@ from five factors stored beside them as ``factor_<name>`` (dim ``time``):
 - ``enso``: an ENSO-like oscillation (period wandering between 3 and 5 years, plus
   intraseasonal red noise; zero mean, unit variance) with a dipole in the south-west
   (``ENSO_POLES``: a warm, low-pressure pole and a cold, high-pressure one).
-- ``teleconnection``: the response of a remote north-eastern region (``TELECONNECTION_CENTRE``)
+- ``teleconnection``: the response of a remote north-eastern region (``TELECONNECTION_CENTER``)
   to ``enso``, lagged by ``TELECONNECTION_LAG_DAYS`` and smoothed, plus its own red noise (unit
   variance). No local receptive field links it to the ENSO dipole.
 - ``regime``: discrete persistent weather regimes from a Markov chain (mean dwell
@@ -59,8 +59,8 @@ LEVELS = (500, 850)
 SYNTHETIC_VARIABLES = ["t2m", "msl", "z@500", "z@850", "tp", "sst"]
 
 ENSO_POLES = ((27.0, -65.0), (41.0, -60.0))  # (lat, lon) of the warm and the cold pole
-TELECONNECTION_CENTRE = (64.0, 30.0)
-ISLAND_CENTRE = (64.0, -40.0)
+TELECONNECTION_CENTER = (64.0, 30.0)
+ISLAND_CENTER = (64.0, -40.0)
 TELECONNECTION_LAG_DAYS = 45.0
 REGIME_DWELL_DAYS = 8.0
 WARMING_PER_YEAR = 0.05  # K per year, t2m; the ocean warms by 60% of it
@@ -155,16 +155,16 @@ def _time_axis(years: int, start: str, calendar: str, freq: str) -> xr.DataArray
 
 
 def _cell_centers(low: float, high: float, count: int) -> np.ndarray:
-    """Centres of ``count`` equal cells between ``low`` and ``high``, ascending."""
+    """Centers of ``count`` equal cells between ``low`` and ``high``, ascending."""
     width = (high - low) / count
     return low + width * (np.arange(count) + 0.5)
 
 
-def _blob(lat: np.ndarray, lon: np.ndarray, centre: tuple[float, float],
+def _blob(lat: np.ndarray, lon: np.ndarray, center: tuple[float, float],
           width: tuple[float, float]) -> np.ndarray:
-    """Gaussian bump of height 1 at ``centre`` (lat, lon) with widths (lat, lon) in degrees."""
-    along_lat = np.exp(-0.5 * ((lat - centre[0]) / width[0]) ** 2)
-    along_lon = np.exp(-0.5 * ((lon - centre[1]) / width[1]) ** 2)
+    """Gaussian bump of height 1 at ``center`` (lat, lon) with widths (lat, lon) in degrees."""
+    along_lat = np.exp(-0.5 * ((lat - center[0]) / width[0]) ** 2)
+    along_lon = np.exp(-0.5 * ((lon - center[1]) / width[1]) ** 2)
     return np.outer(along_lat, along_lon)
 
 
@@ -172,13 +172,13 @@ def _land_mask(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """A continent east of a wavy coast near 5 W, and an island near 64 N, 40 W. Bool (lat, lon)."""
     coast = -5.0 + 8.0 * np.sin(np.deg2rad(lat - LAT_RANGE[0]) * 6.0)
     continent = lon[None, :] >= coast[:, None]
-    island = _blob(lat, lon, ISLAND_CENTRE, (2.5, 5.0)) > 0.5
-    island[np.abs(lat - ISLAND_CENTRE[0]).argmin(), np.abs(lon - ISLAND_CENTRE[1]).argmin()] = True
+    island = _blob(lat, lon, ISLAND_CENTER, (2.5, 5.0)) > 0.5
+    island[np.abs(lat - ISLAND_CENTER[0]).argmin(), np.abs(lon - ISLAND_CENTER[1]).argmin()] = True
     return continent | island
 
 
 def _gaussian_kernel(coordinates: np.ndarray, width: float) -> np.ndarray:
-    """Square Gaussian smoothing matrix over 1-D ``coordinates`` (unnormalised)."""
+    """Square Gaussian smoothing matrix over 1-D ``coordinates`` (unnormalized)."""
     return np.exp(-0.5 * ((coordinates[:, None] - coordinates[None, :]) / width) ** 2)
 
 
@@ -288,7 +288,7 @@ def _fields(rng: np.random.Generator, factors: dict[str, np.ndarray], regime_pat
     regime = regime_patterns.astype("float32")[factors["regime"]]
     dipole = (_blob(lat, lon, ENSO_POLES[0], (6.0, 12.0))
               - _blob(lat, lon, ENSO_POLES[1], (6.0, 12.0))).astype("float32")
-    remote = _blob(lat, lon, TELECONNECTION_CENTRE, (8.0, 16.0)).astype("float32")
+    remote = _blob(lat, lon, TELECONNECTION_CENTER, (8.0, 16.0)).astype("float32")
 
     def smooth_noise(memory_days: float) -> np.ndarray:
         coefficient = _ar1_coefficient(step_days, memory_days)
@@ -325,9 +325,9 @@ def _t2m_climatology(season: np.ndarray, lat: np.ndarray, lon: np.ndarray,
 
 def _msl_climatology(season: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """An Azores high and an Icelandic low, 30% stronger in winter."""
-    centres = (900.0 * _blob(lat, lon, (36.0, -30.0), (8.0, 20.0))
+    centers = (900.0 * _blob(lat, lon, (36.0, -30.0), (8.0, 20.0))
                - 1200.0 * _blob(lat, lon, (62.0, -30.0), (8.0, 25.0)))
-    return (101325.0 + centres * (1.0 - 0.3 * season)).astype("float32")
+    return (101325.0 + centers * (1.0 - 0.3 * season)).astype("float32")
 
 
 def _sst_climatology(season: np.ndarray, lat: np.ndarray) -> np.ndarray:

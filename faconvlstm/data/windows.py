@@ -3,7 +3,7 @@
 Windows never cross a gap in time (a missing day, or the jump between two winters of a
 season subset): they are drawn inside the runs :func:`~faconvlstm.data.calendar.contiguous_segments`
 finds. For embedding, every timestep takes its embedding from the window in which it sits
-nearest the centre, so a day's embedding does not depend on where a window happened to start.
+nearest the center, so a day's embedding does not depend on where a window happened to start.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def training_starts(time: xr.DataArray, window: int, stride: int = 1) -> np.ndar
     return starts.astype(int)
 
 
-def centre_windows(time: xr.DataArray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def center_windows(time: xr.DataArray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which window embeds each timestep: ``(starts, step_window, step_offset)``.
 
     ``starts`` are the distinct window starts needed; timestep ``j`` takes position
     ``step_offset[j]`` of window ``step_window[j]`` (an index into ``starts``), the window in
-    which it is nearest the centre. Steps in a gap-free run shorter than ``window`` get
+    which it is nearest the center. Steps in a gap-free run shorter than ``window`` get
     ``step_window = -1`` (no embedding). Every other timestep is covered exactly once.
     """
     steps = int(time.size)

@@ -50,7 +50,7 @@ class TemporalSelfAttention(layers.Layer):
             shape=(encoding_shape[-1], width), name="encoding_kernel"
         )
         # Every sublayer is created and built here: one built lazily inside a traced function
-        # (a JAX scan, a jit) would leave its variables uninitialised.
+        # (a JAX scan, a jit) would leave its variables uninitialized.
         self.attention = layers.MultiHeadAttention(
             num_heads=self.heads,
             key_dim=self.key_dim or max(4, width // self.heads),

@@ -12,7 +12,7 @@ import xarray as xr
 import faconvlstm
 from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.storage import write_netcdf
-from faconvlstm.data.windows import WindowDataset, centre_windows
+from faconvlstm.data.windows import WindowDataset, center_windows
 from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig, embedding_model
 from faconvlstm.pipeline.progress import progress_bar
@@ -68,7 +68,7 @@ class TrainedRun:
         """
         fields = self.preprocess(fields)
         window = self.config.window
-        starts, step_window, step_offset = centre_windows(fields["time"], window)
+        starts, step_window, step_offset = center_windows(fields["time"], window)
         batches = WindowDataset(fields, window, starts, batch_size) if starts.size else []
         computed: dict[str, list[np.ndarray]] = {}
         with progress_bar(transient=True, disable=not progress) as bar:

@@ -12,7 +12,7 @@ from faconvlstm.data.synthetic import (
     FACTORS,
     LEVELS,
     REGIME_DIPOLES,
-    TELECONNECTION_CENTRE,
+    TELECONNECTION_CENTER,
     make_synthetic_dataset,
     write_synthetic_dataset,
 )
@@ -59,8 +59,8 @@ def explained(series: xr.DataArray, *factors: np.ndarray) -> float:
     return 1.0 - full / residual(values, *seasonal).var()
 
 
-def at(field: xr.DataArray, centre: tuple[float, float]) -> xr.DataArray:
-    return field.sel(lat=centre[0], lon=centre[1], method="nearest")
+def at(field: xr.DataArray, center: tuple[float, float]) -> xr.DataArray:
+    return field.sel(lat=center[0], lon=center[1], method="nearest")
 
 
 def test_dimensions_coordinates_and_cf_attributes(dataset):
@@ -174,7 +174,7 @@ def test_teleconnection_is_remote_only(dataset):
     enso = dataset.factor_enso.values
     teleconnection = dataset.factor_teleconnection.values
     for name in ("t2m", "msl"):
-        remote = at(dataset[name], TELECONNECTION_CENTRE)
+        remote = at(dataset[name], TELECONNECTION_CENTER)
         assert explained(remote, teleconnection) > 0.5
         assert explained(remote, enso, teleconnection) - explained(remote, enso) > 0.2
         local = at(dataset[name], ENSO_POLES[0])
@@ -184,8 +184,8 @@ def test_teleconnection_is_remote_only(dataset):
 def test_regimes_are_in_the_pressure_field(dataset):
     one_hot = np.eye(4)[dataset.factor_regime.values][:, 1:]
     for _, high, low in REGIME_DIPOLES:
-        for centre in (high, low):
-            assert explained(at(dataset.msl, centre), one_hot) > 0.5
+        for center in (high, low):
+            assert explained(at(dataset.msl, center), one_hot) > 0.5
 
 
 def test_trend_is_in_the_annual_mean_temperature():

@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 from faconvlstm.data.calendar import year_fraction
-from faconvlstm.data.windows import WindowDataset, centre_windows, training_starts
+from faconvlstm.data.windows import WindowDataset, center_windows, training_starts
 from faconvlstm.errors import InputError
 
 
@@ -17,9 +17,9 @@ def daily_time(days: int, drop: slice | None = None) -> xr.DataArray:
     return xr.DataArray(time[index], dims="time")
 
 
-def test_centre_windows_embed_every_timestep_once_nearest_the_centre():
+def test_center_windows_embed_every_timestep_once_nearest_the_center():
     time = daily_time(40)
-    starts, step_window, step_offset = centre_windows(time, window=8)
+    starts, step_window, step_offset = center_windows(time, window=8)
     absolute = starts[step_window] + step_offset
     np.testing.assert_array_equal(absolute, np.arange(40))
     interior = slice(4, 36)
@@ -29,7 +29,7 @@ def test_centre_windows_embed_every_timestep_once_nearest_the_centre():
 
 def test_no_window_spans_a_gap_and_short_runs_get_no_embedding():
     time = daily_time(40, drop=slice(20, 25))  # runs of 20 and 15 steps
-    starts, step_window, _ = centre_windows(time, window=16)
+    starts, step_window, _ = center_windows(time, window=16)
     covered = step_window >= 0
     assert covered[:20].all() and not covered[20:].any()
     assert (starts + 16 <= 20).all()

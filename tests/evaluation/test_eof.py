@@ -52,7 +52,7 @@ def synthetic_fields(rng, amplitudes: np.ndarray, noise: float = 0.05) -> xr.Dat
 
 
 def uncorrelated_amplitudes(rng, steps: int = STEPS) -> np.ndarray:
-    """Centred, mutually uncorrelated series with standard deviations AMPLITUDE_STDS."""
+    """Centered, mutually uncorrelated series with standard deviations AMPLITUDE_STDS."""
     series = rng.normal(size=(steps, 3))
     orthonormal, _ = np.linalg.qr(series - series.mean(axis=0))
     return orthonormal * np.sqrt(steps) * AMPLITUDE_STDS

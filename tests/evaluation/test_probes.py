@@ -34,12 +34,12 @@ def test_independent_noise_is_not(rng):
     assert probe_r2(red_noise(rng, (STEPS, 6)), red_noise(rng, STEPS)) < 0.05
 
 
-def test_blocked_folds_stop_the_probe_interpolating_between_neighbouring_steps(rng):
+def test_blocked_folds_stop_the_probe_interpolating_between_neighboring_steps(rng):
     # Features that only say *when* a step is (bumps along time, independent of the target):
-    # shuffled folds let a probe read a random walk off its neighbours, blocked folds do not.
+    # shuffled folds let a probe read a random walk off its neighbors, blocked folds do not.
     target = np.cumsum(rng.normal(size=STEPS))
-    days, centres = np.arange(STEPS), np.arange(0, STEPS, 10)
-    features = np.exp(-0.5 * ((days[:, None] - centres) / 10.0) ** 2)
+    days, centers = np.arange(STEPS), np.arange(0, STEPS, 10)
+    features = np.exp(-0.5 * ((days[:, None] - centers) / 10.0) ** 2)
     features += 0.05 * rng.normal(size=features.shape)
     assert probe_r2(features, target) < 0.3
 

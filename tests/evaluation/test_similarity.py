@@ -9,7 +9,7 @@ from faconvlstm.evaluation.similarity import cka_matrix, clustering_agreement, l
 
 
 def kernel_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """CKA from HSIC of the centred Gram matrices: tr(KHLH) / sqrt(tr(KHKH) tr(LHLH))."""
+    """CKA from HSIC of the centered Gram matrices: tr(KHLH) / sqrt(tr(KHKH) tr(LHLH))."""
     centring = np.eye(len(x)) - 1.0 / len(x)
     gram_x, gram_y = centring @ x @ x.T @ centring, centring @ y @ y.T @ centring
     return np.sum(gram_x * gram_y) / np.sqrt(np.sum(gram_x * gram_x) * np.sum(gram_y * gram_y))

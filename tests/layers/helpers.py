@@ -9,7 +9,7 @@ from faconvlstm import FAConvLSTM2D
 
 
 def randomize_weights(layer: keras.layers.Layer, rng: np.random.Generator, scale=0.4) -> None:
-    """Give every weight (zero-initialised gains and peepholes included) random values."""
+    """Give every weight (zero-initialized gains and peepholes included) random values."""
     for weight in layer.trainable_weights:
         weight.assign(rng.normal(0.0, scale, weight.shape).astype(weight.dtype))
 

@@ -1,7 +1,7 @@
 """Plain NumPy reference implementation of the recurrent layer, for tests.
 
 Everything is channels_last and float64. The code follows the step equations
-of the layer one to one; it favours readability over speed (test sizes are
+of the layer one to one; it favors readability over speed (test sizes are
 tiny).
 """
 

@@ -111,8 +111,8 @@ def test_attention_shapes_and_sublayers(rng):
 
 
 def layer_norm(x, gamma, beta, epsilon):
-    centred = x - x.mean(-1, keepdims=True)
-    return centred / np.sqrt((centred**2).mean(-1, keepdims=True) + epsilon) * gamma + beta
+    centered = x - x.mean(-1, keepdims=True)
+    return centered / np.sqrt((centered**2).mean(-1, keepdims=True) + epsilon) * gamma + beta
 
 
 def reference_block(layer: TemporalSelfAttention, z, encoding) -> np.ndarray:

@@ -19,10 +19,10 @@ def embeddings_dataset(values: np.ndarray, time=None) -> xr.Dataset:
 
 
 def blobs(rng, sizes: list[int], spacing: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
-    """Points around well-separated centres ``(sum(sizes), 4)`` and their true blob."""
+    """Points around well-separated centers ``(sum(sizes), 4)`` and their true blob."""
     truth = np.repeat(np.arange(len(sizes)), sizes)
-    centres = spacing * np.eye(4)[: len(sizes)]
-    return centres[truth] + 0.1 * rng.normal(size=(truth.size, 4)), truth
+    centers = spacing * np.eye(4)[: len(sizes)]
+    return centers[truth] + 0.1 * rng.normal(size=(truth.size, 4)), truth
 
 
 def test_persistence_is_the_mean_run_length_of_each_cluster():
@@ -44,7 +44,7 @@ def test_no_transition_from_or_to_a_break():
     np.testing.assert_allclose(transition_matrix(np.array([0, 1, -1, 1, 0]), 2), [[0, 1], [1, 0]])
 
 
-def test_a_regime_never_followed_by_a_labelled_step_has_a_row_of_zeros():
+def test_a_regime_never_followed_by_a_labeled_step_has_a_row_of_zeros():
     np.testing.assert_allclose(transition_matrix(np.array([0, 0, 1]), 2), [[0.5, 0.5], [0, 0]])
 
 
@@ -68,7 +68,7 @@ def test_regime_statistics_do_not_span_a_gap_in_time(rng):
     np.testing.assert_allclose(transitions[b, [a, b]], [1 / 19, 18 / 19])
 
 
-def test_uncovered_timesteps_are_unlabelled(rng):
+def test_uncovered_timesteps_are_unlabeled(rng):
     values, _ = blobs(rng, [15, 15])
     values[[3, 4]] = np.nan
     result = cluster(embeddings_dataset(values), k=2)
