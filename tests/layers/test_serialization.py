@@ -12,6 +12,9 @@ import pytest
 import faconvlstm.layers
 from faconvlstm import FAConvLSTM2D
 
+#: Backend code: CI runs these on every backend (the rest on the default one).
+pytestmark = pytest.mark.backend
+
 #: Constructor arguments of the exported layers that have required ones.
 EXPORTED_ARGUMENTS = {"FAConvLSTM2D": {"filters": 4, "kernel_size": 3}}
 
@@ -74,9 +77,6 @@ LOAD_ON_OTHER_BACKEND = """
 import json, sys
 import numpy as np
 import faconvlstm, keras
-
-#: Backend code: CI runs these on every backend (the rest on the default one).
-pytestmark = pytest.mark.backend
 model = keras.models.load_model(sys.argv[1])
 x = np.load(sys.argv[2])
 print(json.dumps({"backend": faconvlstm.backend(),
