@@ -47,6 +47,12 @@ LAYER_LABELS = {
 }
 QUICK = dict(batch=2, steps=4, height=16, width=16, filters=16, repeats=2, warmup=1)
 DEFAULT_DILATIONS = (1, 2, 4)
+MODES = ("train", "inference")
+THREAD_NOTES = {
+    "torch": "torch.set_num_threads + OMP_NUM_THREADS",
+    "tensorflow": "tf intra-op threads + OMP_NUM_THREADS",
+    "jax": "OMP_NUM_THREADS only; XLA uses its own pool",
+}
 
 
 # --------------------------------------------------------------------------
@@ -167,83 +173,116 @@ def build_layer(name, args, keras):
     return faconvlstm.FAConvLSTM2D(**common, **kw, name=name.replace("-", "_"))
 
 
-def run_child(args):
-    import gc
-
-    import numpy as np
-
-    layer_name, mode = args.child.split(":")
-    if args.backend == "torch":
+def set_thread_count(backend, threads):
+    """Cap the backend's intra-op threads (before keras is imported)."""
+    if backend == "torch":
         import torch
-        torch.set_num_threads(args.threads)
-    elif args.backend == "tensorflow":
+        torch.set_num_threads(threads)
+    elif backend == "tensorflow":
         import tensorflow as tf
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
 
-    import keras
 
-    sys.path.insert(0, REPO_ROOT)
-    from faconvlstm.evaluation.memory import PeakMemory
+def build_workload(name, args, keras):
+    """Seeded compiled model of layer ``name`` and its random batch.
+
+    Returns (model, layer, x, y): x of shape (batch, steps, height, width, channels),
+    y of the layer's output shape.
+    """
+    import numpy as np
 
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal(
         (args.batch, args.steps, args.height, args.width, args.channels)).astype(np.float32)
-
     inp = keras.Input((args.steps, args.height, args.width, args.channels))
-    layer = build_layer(layer_name, args, keras)
+    layer = build_layer(name, args, keras)
     out = layer(inp)
     model = keras.Model(inp, out)
     model.compile(optimizer="adam", loss="mse")
     out_shape = (args.batch,) + tuple(int(d) for d in out.shape[1:])
     y = rng.standard_normal(out_shape).astype(np.float32)
-    params = int(layer.count_params())
+    return model, layer, x, y
 
+
+def step_function(model, mode, x, y):
+    """The call timed in ``mode``: one training step ("train") or one inference."""
     if mode == "train":
-        def step():
-            return model.train_on_batch(x, y)
-    else:
-        def step():
-            return model.predict_on_batch(x)
+        return lambda: model.train_on_batch(x, y)
+    return lambda: model.predict_on_batch(x)
 
+
+def cpu_snapshot():
+    """(/proc/stat (total, busy) ticks or None, this process's CPU ticks)."""
+    return proc_stat_ticks(), own_cpu_ticks()
+
+
+def timed_calls(step, warmup, repeats):
+    """``warmup`` untimed calls of ``step`` (the first one timed alone), then ``repeats`` timed.
+
+    Returns (times_s, first_call_s or None, [cpu_snapshot() before the warmup, before the
+    timed calls, after them]).
+    """
+    snapshots = [cpu_snapshot()]
+    first_s = None
+    for i in range(warmup):
+        t0 = time.perf_counter()
+        step()
+        if i == 0:
+            first_s = time.perf_counter() - t0
+    snapshots.append(cpu_snapshot())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    snapshots.append(cpu_snapshot())
+    return times, first_s, snapshots
+
+
+def other_cpu_fraction(warmup_start, timed_start, end):
+    """Share of all cores used by *other* processes during the timed calls, or None.
+
+    A contention indicator (timings are unreliable when it is high). /proc/stat counts
+    10 ms ticks, so short windows are widened to include the warmup calls, and windows
+    under 0.5 core-seconds are not judged at all.
+    """
+    stat1, own1 = end
+    min_ticks = 0.5 * os.sysconf("SC_CLK_TCK")
+    for sa, oa in (timed_start, warmup_start):
+        if sa and stat1 and stat1[0] - sa[0] >= min_ticks:
+            return max(0.0, ((stat1[1] - sa[1]) - (own1 - oa)) / (stat1[0] - sa[0]))
+    return None
+
+
+def run_child(args):
+    """Measure the ``--child layer:mode`` configuration; print its JSON after RESULT_MARKER."""
+    import gc
+
+    layer_name, mode = args.child.split(":")
+    set_thread_count(args.backend, args.threads)
+    import keras
+
+    sys.path.insert(0, REPO_ROOT)
+    from faconvlstm.evaluation.memory import PeakMemory
+
+    model, layer, x, y = build_workload(layer_name, args, keras)
+    params = int(layer.count_params())
+    step = step_function(model, mode, x, y)
     gc.collect()
     with PeakMemory() as memory:
-        stat_w, own_w = proc_stat_ticks(), own_cpu_ticks()
-        first_s = None
-        for i in range(args.warmup):
-            t0 = time.perf_counter()
-            step()
-            if i == 0:
-                first_s = time.perf_counter() - t0
-        stat0, own0 = proc_stat_ticks(), own_cpu_ticks()
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-        stat1, own1 = proc_stat_ticks(), own_cpu_ticks()
-    # Share of all cores used by *other* processes during the timed calls:
-    # a contention indicator (timings are unreliable when it is high).
-    # /proc/stat counts 10 ms ticks, so short windows are widened to include the
-    # warmup calls, and windows under 0.5 core-seconds are not judged at all.
-    other_cpu = None
-    min_ticks = 0.5 * os.sysconf("SC_CLK_TCK")
-    for (sa, oa) in ((stat0, own0), (stat_w, own_w)):
-        if sa and stat1 and stat1[0] - sa[0] >= min_ticks:
-            other_cpu = max(0.0, ((stat1[1] - sa[1]) - (own1 - oa)) / (stat1[0] - sa[0]))
-            break
-
+        times, first_s, snapshots = timed_calls(step, args.warmup, args.repeats)
     result = dict(
         layer=layer_name,
         mode=mode,
         backend=keras.backend.backend(),
         params=params,
-        output_shape=list(out_shape),
+        output_shape=list(y.shape),
         median_s=statistics.median(times),
         min_s=min(times),
         times_s=times,
         first_call_s=first_s,
-        other_cpu_fraction=other_cpu,
+        other_cpu_fraction=other_cpu_fraction(*snapshots),
         peak_extra_mib=memory.extra_mib,
     )
     sys.stdout.write(RESULT_MARKER + json.dumps(result) + "\n")
@@ -270,18 +309,14 @@ def load_average():
 
 def cpu_busy_fraction(interval=1.0):
     """Fraction of all CPUs busy during ``interval`` seconds (Linux /proc/stat), else None."""
-    def snap():
-        with open("/proc/stat") as f:
-            vals = [int(v) for v in f.readline().split()[1:]]
-        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
-        return sum(vals), idle
-    try:
-        t0, i0 = snap()
-        time.sleep(interval)
-        t1, i1 = snap()
-        return 1.0 - (i1 - i0) / max(1, t1 - t0)
-    except Exception:
+    start = proc_stat_ticks()
+    if start is None:
         return None
+    time.sleep(interval)
+    end = proc_stat_ticks()
+    if end is None:
+        return None
+    return (end[1] - start[1]) / max(1, end[0] - start[0])
 
 
 def child_argv(args, layer, mode):
@@ -343,21 +378,28 @@ def print_table(headers, rows, aligns):
         print(line(r))
 
 
-def run_parent(args):
+def package_versions():
+    """Versions of keras, torch, jax, jaxlib and python."""
+    return dict(keras=pkg_version("keras"), torch=pkg_version("torch"),
+                jax=pkg_version("jax"), jaxlib=pkg_version("jaxlib"),
+                python=sys.version.split()[0])
+
+
+def print_setup(args):
+    """Print the banner, versions, threads, workload, FA settings and timing method."""
+    versions = package_versions()
     print("=" * 78, flush=True)
     print("FAConvLSTM2D vs keras.layers.ConvLSTM2D layer benchmark", flush=True)
     print("=" * 78)
     print("backend        : %s" % args.backend)
-    print("keras          : %s" % pkg_version("keras"))
-    print("torch          : %s" % pkg_version("torch"))
-    print("jax / jaxlib   : %s / %s" % (pkg_version("jax"), pkg_version("jaxlib")))
+    print("keras          : %s" % versions["keras"])
+    print("torch          : %s" % versions["torch"])
+    print("jax / jaxlib   : %s / %s" % (versions["jax"], versions["jaxlib"]))
     if args.backend == "tensorflow":
         print("tensorflow     : %s" % pkg_version("tensorflow"))
-    print("python         : %s" % sys.version.split()[0])
-    thread_note = {"torch": "torch.set_num_threads + OMP_NUM_THREADS",
-                   "tensorflow": "tf intra-op threads + OMP_NUM_THREADS",
-                   "jax": "OMP_NUM_THREADS only; XLA uses its own pool"}[args.backend]
-    print("threads        : %d (%s; os.cpu_count()=%s)" % (args.threads, thread_note, os.cpu_count()))
+    print("python         : %s" % versions["python"])
+    print("threads        : %d (%s; os.cpu_count()=%s)"
+          % (args.threads, THREAD_NOTES[args.backend], os.cpu_count()))
     r = default_bottleneck(args.filters, args.bottleneck)
     print("workload       : input (B=%d, T=%d, H=%d, W=%d, C=%d) float32, filters=%d, "
           "kernel=%dx%d, padding=same, return_sequences=True"
@@ -373,6 +415,10 @@ def run_parent(args):
           "inference = predict_on_batch; each (layer, mode) in a fresh subprocess"
           % (args.repeats, args.warmup))
     print("layers         : %s%s" % (",".join(args.layers), "  [--quick]" if args.quick else ""))
+
+
+def print_machine_load():
+    """Print the load average and CPU use before starting; return (load, busy fraction)."""
     load_start = load_average()
     busy_start = cpu_busy_fraction()
     if load_start is not None:
@@ -384,40 +430,57 @@ def run_parent(args):
                   "timings badly (torch's OpenMP threads spin-wait), consider rerunning when idle "
                   "or --threads 1")
     print("", flush=True)
+    return load_start, busy_start
 
+
+def print_measurement(res):
+    """Print one measurement's summary (or failure); return True if other processes competed."""
+    if "error" in res:
+        print("FAILED: %s" % res["error"], flush=True)
+        for line in res.get("stderr_tail", []):
+            print("    | " + line, flush=True)
+        return False
+    other = res.get("other_cpu_fraction")
+    print("median %.4f s (min %.4f, first call %.3f s), params %d, peak extra %.1f MiB%s"
+          % (res["median_s"], res["min_s"], res["first_call_s"] or float("nan"),
+             res["params"], res["peak_extra_mib"],
+             "" if other is None else ", other procs %.0f%% CPU" % (100 * other)),
+          flush=True)
+    if other is not None and other > 0.15:
+        print("    WARNING: other processes used %.0f%% of the CPUs during the timed "
+              "calls; this timing is unreliable" % (100 * other), flush=True)
+        return True
+    return False
+
+
+def measure_all(args):
+    """Measure every (layer, mode) in its own subprocess.
+
+    Returns (results, contended): results[layer] holds "macs", "params" and one result per
+    mode; contended lists the "layer/mode" timings taken while other processes competed.
+    """
     results = {}
     contended = []
     for layer in args.layers:
         results[layer] = {"macs": forward_macs(layer, args)}
-        for mode in ("train", "inference"):
+        for mode in MODES:
             print("[%s / %s] running ..." % (LAYER_LABELS[layer], mode), end=" ", flush=True)
             res = measure(args, layer, mode)
             results[layer][mode] = res
-            if "error" in res:
-                print("FAILED: %s" % res["error"], flush=True)
-                for l in res.get("stderr_tail", []):
-                    print("    | " + l, flush=True)
-            else:
-                other = res.get("other_cpu_fraction")
-                print("median %.4f s (min %.4f, first call %.3f s), params %d, peak extra %.1f MiB%s"
-                      % (res["median_s"], res["min_s"], res["first_call_s"] or float("nan"),
-                         res["params"], res["peak_extra_mib"],
-                         "" if other is None else ", other procs %.0f%% CPU" % (100 * other)),
-                      flush=True)
-                if other is not None and other > 0.15:
-                    contended.append("%s/%s" % (layer, mode))
-                    print("    WARNING: other processes used %.0f%% of the CPUs during the timed "
-                          "calls; this timing is unreliable" % (100 * other), flush=True)
+            if print_measurement(res):
+                contended.append("%s/%s" % (layer, mode))
             if "params" in res:
                 results[layer]["params"] = res["params"]
+    return results, contended
 
-    def get(layer, mode, key):
-        res = results[layer].get(mode) or {}
-        return res.get(key)
 
-    load_end = load_average()
-    if load_end is not None:
-        print("load average   : %.2f (1 min) at end" % load_end)
+def measured(results, layer, mode, key):
+    """``key`` of the (layer, mode) measurement; None if absent (e.g. the child failed)."""
+    return (results[layer].get(mode) or {}).get(key)
+
+
+def print_results_table(args, results):
+    """Print params, analytic GMACs, times and peak memory of every layer."""
     print("")
     print("Results (forward GMACs analytic, per sample / per batch of %d)" % args.batch)
     headers = ["layer", "params", "GMACs/sample", "GMACs/batch", "train step s",
@@ -428,74 +491,91 @@ def run_parent(args):
         rows.append([LAYER_LABELS[layer],
                      fmt(results[layer].get("params"), ",d"),
                      "%.4f" % (macs / 1e9), "%.3f" % (macs * args.batch / 1e9),
-                     fmt(get(layer, "train", "median_s"), ".4f"),
-                     fmt(get(layer, "inference", "median_s"), ".4f"),
-                     fmt(get(layer, "train", "peak_extra_mib"), ".1f"),
-                     fmt(get(layer, "inference", "peak_extra_mib"), ".1f")])
+                     fmt(measured(results, layer, "train", "median_s"), ".4f"),
+                     fmt(measured(results, layer, "inference", "median_s"), ".4f"),
+                     fmt(measured(results, layer, "train", "peak_extra_mib"), ".1f"),
+                     fmt(measured(results, layer, "inference", "peak_extra_mib"), ".1f")])
     print_table(headers, rows, ["l"] + ["r"] * (len(headers) - 1))
 
-    ratios = {}
-    if "convlstm" in args.layers:
-        fa_layers = [l for l in args.layers if l != "convlstm"]
-        if fa_layers:
-            print("")
-            print("Ratios ConvLSTM2D / FA  (>1 means FA has x fewer params/MACs/memory, "
-                  "or is x faster)")
-            headers = ["vs layer", "params", "MACs", "train time", "infer time",
-                       "train mem", "infer mem"]
-            rows = []
-            for l in fa_layers:
-                rr = dict(
-                    params=ratio(results["convlstm"].get("params"), results[l].get("params")),
-                    macs=ratio(results["convlstm"]["macs"], results[l]["macs"]),
-                    train_time=ratio(get("convlstm", "train", "median_s"),
-                                     get(l, "train", "median_s")),
-                    inference_time=ratio(get("convlstm", "inference", "median_s"),
-                                         get(l, "inference", "median_s")),
-                    train_memory=ratio(get("convlstm", "train", "peak_extra_mib"),
-                                       get(l, "train", "peak_extra_mib")),
-                    inference_memory=ratio(get("convlstm", "inference", "peak_extra_mib"),
-                                           get(l, "inference", "peak_extra_mib")),
-                )
-                ratios[l] = rr
-                rows.append([LAYER_LABELS[l]] + [fmt(rr[k], ".2f") + ("x" if rr[k] is not None else "")
-                                                 for k in ("params", "macs", "train_time",
-                                                           "inference_time", "train_memory",
-                                                           "inference_memory")])
-            print_table(headers, rows, ["l"] + ["r"] * (len(headers) - 1))
+
+def convlstm_over(results, layer):
+    """ConvLSTM2D / ``layer`` ratios of params, MACs, times and memory (None where unknown)."""
+    def over(mode, key):
+        return ratio(measured(results, "convlstm", mode, key),
+                     measured(results, layer, mode, key))
+
+    return dict(
+        params=ratio(results["convlstm"].get("params"), results[layer].get("params")),
+        macs=ratio(results["convlstm"]["macs"], results[layer]["macs"]),
+        train_time=over("train", "median_s"),
+        inference_time=over("inference", "median_s"),
+        train_memory=over("train", "peak_extra_mib"),
+        inference_memory=over("inference", "peak_extra_mib"),
+    )
+
+
+def print_ratios(args, results):
+    """Print the ConvLSTM2D / FA ratios table; return the ratios by FA layer."""
+    fa_layers = [layer for layer in args.layers if layer != "convlstm"]
+    if "convlstm" not in args.layers or not fa_layers:
+        return {}
+    print("")
+    print("Ratios ConvLSTM2D / FA  (>1 means FA has x fewer params/MACs/memory, "
+          "or is x faster)")
+    headers = ["vs layer", "params", "MACs", "train time", "infer time",
+               "train mem", "infer mem"]
+    ratios = {layer: convlstm_over(results, layer) for layer in fa_layers}
+    rows = [[LAYER_LABELS[layer]] + [fmt(value, ".2f") + ("x" if value is not None else "")
+                                     for value in ratios[layer].values()]
+            for layer in fa_layers]
+    print_table(headers, rows, ["l"] + ["r"] * (len(headers) - 1))
+    return ratios
+
+
+def write_json(args, machine, contended, results, ratios):
+    """Write the settings, machine load (``machine``) and all results to ``args.json``."""
+    r = default_bottleneck(args.filters, args.bottleneck)
+    payload = dict(
+        backend=args.backend,
+        versions=package_versions(),
+        threads=args.threads,
+        **machine,
+        contended_measurements=contended,
+        workload=dict(batch=args.batch, steps=args.steps, height=args.height,
+                      width=args.width, channels=args.channels, filters=args.filters,
+                      kernel_size=args.kernel_size, bottleneck=r,
+                      attention_dim=default_attention_dim(r),
+                      attention_every=args.attention_every, repeats=args.repeats,
+                      warmup=args.warmup, quick=args.quick, seed=args.seed),
+        results=results,
+        ratios_convlstm_over_fa=ratios,
+    )
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(payload, f, indent=2)
+    print("\nwrote %s" % args.json, flush=True)
+
+
+def run_parent(args):
+    """Measure every configuration, print the tables (and JSON); 1 if any failed, else 0."""
+    print_setup(args)
+    load_start, busy_start = print_machine_load()
+    results, contended = measure_all(args)
+    load_end = load_average()
+    if load_end is not None:
+        print("load average   : %.2f (1 min) at end" % load_end)
+    print_results_table(args, results)
+    ratios = print_ratios(args, results)
     if contended:
         print("\nWARNING: timings of %s were taken while other processes competed for the CPUs."
               % ", ".join(contended))
     sys.stdout.flush()
-
     if args.json:
-        payload = dict(
-            backend=args.backend,
-            versions=dict(keras=pkg_version("keras"), torch=pkg_version("torch"),
-                          jax=pkg_version("jax"), jaxlib=pkg_version("jaxlib"),
-                          python=sys.version.split()[0]),
-            threads=args.threads,
-            load_average_start=load_start,
-            load_average_end=load_end,
-            cpu_busy_fraction_start=busy_start,
-            contended_measurements=contended,
-            workload=dict(batch=args.batch, steps=args.steps, height=args.height,
-                          width=args.width, channels=args.channels, filters=args.filters,
-                          kernel_size=args.kernel_size, bottleneck=r,
-                          attention_dim=default_attention_dim(r),
-                          attention_every=args.attention_every, repeats=args.repeats,
-                          warmup=args.warmup, quick=args.quick, seed=args.seed),
-            results=results,
-            ratios_convlstm_over_fa=ratios,
-        )
-        d = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(d, exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=2)
-        print("\nwrote %s" % args.json, flush=True)
-
-    failed = any("error" in (results[l].get(m) or {}) for l in args.layers
-                 for m in ("train", "inference"))
+        machine = dict(load_average_start=load_start, load_average_end=load_end,
+                       cpu_busy_fraction_start=busy_start)
+        write_json(args, machine, contended, results, ratios)
+    failed = any("error" in (results[layer].get(mode) or {}) for layer in args.layers
+                 for mode in MODES)
     return 1 if failed else 0
 
 
