@@ -7,9 +7,6 @@ import pytest
 from faconvlstm import FAConvLSTM2D
 from tests.layers.helpers import trainable_gradients
 
-#: Backend code: CI runs these on every backend (the rest on the default one).
-pytestmark = pytest.mark.backend
-
 
 def small_model(**options):
     inputs = keras.Input((4, 6, 7, 3))
@@ -18,6 +15,7 @@ def small_model(**options):
     return keras.Model(inputs, layer(inputs)), layer
 
 
+@pytest.mark.backend
 def test_gradients_reach_every_trainable_weight(rng):
     model, layer = small_model()
     layer.cell.attention.gamma.assign(np.full(6, 0.5, "float32"))
@@ -30,6 +28,7 @@ def test_gradients_reach_every_trainable_weight(rng):
         assert np.abs(gradient).max() > 0, f"no gradient reaches {path}"
 
 
+@pytest.mark.backend
 def test_attention_projections_start_with_zero_gradient(rng):
     """With gamma = 0 (its initial value) only gamma itself learns from attention."""
     model, layer = small_model()
@@ -43,6 +42,7 @@ def test_attention_projections_start_with_zero_gradient(rng):
     assert np.abs(gradients[attention.gamma.path]).max() > 0
 
 
+@pytest.mark.backend
 def test_short_training_run_lowers_the_loss(rng):
     """Learn to predict the next frame of a moving blob."""
     frames = np.zeros((16, 5, 8, 8, 1), "float32")

@@ -7,9 +7,6 @@ import pytest
 from faconvlstm import FAConvLSTM2D
 from tests.layers.helpers import randomize_weights, trainable_gradients
 
-#: Backend code: CI runs these on every backend (the rest on the default one).
-pytestmark = pytest.mark.backend
-
 #: policy -> (compute dtype, relative tolerance against float32 after 6 steps)
 POLICIES = {"mixed_float16": ("float16", 1e-2), "mixed_bfloat16": ("bfloat16", 6e-2)}
 
@@ -40,6 +37,7 @@ def test_mixed_precision_computes_in_half_and_keeps_float32_weights(rng, policy)
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.backend
 def test_mixed_precision_gradients_reach_every_weight(rng, policy):
     inputs = keras.Input((4, 6, 7, 3))
     layer = layer_with_every_mechanism(policy)

@@ -8,9 +8,6 @@ from faconvlstm import FAConvLSTM2D
 from tests.layers.helpers import randomize_weights, reference_config, reference_weights
 from tests.layers.numpy_reference import reference_forward
 
-#: Backend code: CI runs these on every backend (the rest on the default one).
-pytestmark = pytest.mark.backend
-
 BASE = dict(filters=6, kernel_size=3, padding="same", bottleneck=4, attention_dim=4,
             attention_heads=2, attention_every=2, return_sequences=True, return_state=True)
 
@@ -42,6 +39,7 @@ def run_case(rng, overrides, steps=5, grid=(7, 9), channels=3):
 
 
 @pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.backend
 def test_layer_matches_numpy_reference(rng, name):
     actual, expected = run_case(rng, CASES[name])
     for got, want, what in zip(actual, expected, ("outputs", "h", "c")):
@@ -57,6 +55,7 @@ def test_reference_sees_each_mechanism(rng):
         assert not np.allclose(full[0], reduced[0], atol=1e-3), name
 
 
+@pytest.mark.backend
 def test_channels_first_equals_channels_last(rng):
     """channels_first is the same computation on transposed tensors."""
     x = rng.normal(size=(2, 4, 6, 5, 3)).astype("float32")
@@ -74,6 +73,7 @@ def test_channels_first_equals_channels_last(rng):
         np.testing.assert_allclose(np.transpose(got, (0, 2, 3, 1)), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.backend
 def test_initial_state_is_used(rng):
     layer = FAConvLSTM2D(**BASE)
     x = rng.normal(size=(2, 3, 5, 5, 3)).astype("float32")

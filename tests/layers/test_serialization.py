@@ -12,9 +12,6 @@ import pytest
 import faconvlstm.layers
 from faconvlstm import FAConvLSTM2D
 
-#: Backend code: CI runs these on every backend (the rest on the default one).
-pytestmark = pytest.mark.backend
-
 #: Constructor arguments of the exported layers that have required ones.
 EXPORTED_ARGUMENTS = {"FAConvLSTM2D": {"filters": 4, "kernel_size": 3}}
 
@@ -63,6 +60,7 @@ def build_model(rng):
     return model
 
 
+@pytest.mark.backend
 def test_keras_file_round_trip_gives_identical_outputs(rng, tmp_path):
     model = build_model(rng)
     x = rng.normal(size=(2, 3, 7, 6, 2)).astype("float32")
@@ -88,6 +86,7 @@ print(json.dumps({"backend": faconvlstm.backend(),
 NEXT_BACKEND = {"torch": "jax", "jax": "tensorflow", "tensorflow": "torch"}
 
 
+@pytest.mark.backend
 def test_keras_file_saved_on_one_backend_loads_on_another(rng, tmp_path):
     other = NEXT_BACKEND[keras.backend.backend()]
     pytest.importorskip("tensorflow" if other == "tensorflow" else other)

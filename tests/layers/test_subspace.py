@@ -75,6 +75,7 @@ def test_output_shape(rng):
 
 @pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
 @pytest.mark.parametrize("zero_attention", [True, False], ids=["zero_logits", "random_logits"])
+@pytest.mark.backend
 def test_pooling_matches_numpy(rng, zero_attention, training):
     """With zero logits the attention pooling is the plain mean over valid cells."""
     features, weights = sample(rng)
@@ -149,6 +150,7 @@ def test_penalty_is_zero_for_an_orthonormal_basis_and_positive_otherwise(rng):
                                numpy_penalty(head), rtol=1e-4)
 
 
+@pytest.mark.backend
 def test_gradient_steps_on_the_penalty_reduce_it(rng):
     head = built_head(embedding_dim=5, orthogonality=1.0)
     head.basis.assign(rng.normal(0.0, 0.6, head.basis.shape).astype("float32"))
@@ -223,6 +225,7 @@ def pooled_features(rng, batch=3, steps=4, features=6) -> np.ndarray:
     return (center + scale * rng.normal(size=(batch, steps, features))).astype("float32")
 
 
+@pytest.mark.backend
 def test_batch_standardization_matches_keras_batch_normalization(rng):
     """Same outputs and moving statistics over training batches, then the same inference."""
     ours = BatchStandardization(momentum=0.9, epsilon=1e-3)

@@ -8,9 +8,6 @@ from scipy.special import erf
 from faconvlstm import InputError
 from faconvlstm.layers import SeasonalPositionalEncoding, SubspaceHead, TemporalSelfAttention
 
-#: Backend code: CI runs these on every backend (the rest on the default one).
-pytestmark = pytest.mark.backend
-
 
 def encode(year_fraction, **options) -> np.ndarray:
     layer = SeasonalPositionalEncoding(**options)
@@ -140,6 +137,7 @@ def reference_block(layer: TemporalSelfAttention, z, encoding) -> np.ndarray:
 
 
 @pytest.mark.parametrize("causal", [True, False], ids=["causal", "non_causal"])
+@pytest.mark.backend
 def test_block_matches_numpy(rng, causal):
     layer = TemporalSelfAttention(heads=2, key_dim=3, ffn_multiplier=3, causal=causal)
     z, encoding = sequences(rng)
@@ -206,6 +204,7 @@ def test_attention_rejects_bad_shapes():
 
 
 # ----------------------------------------------------------------------- the three together
+@pytest.mark.backend
 def test_keras_file_round_trip_of_all_three_layers(rng, tmp_path):
     features = keras.Input((None, None, None, 3))
     weights = keras.Input((None, None, None))
