@@ -20,32 +20,35 @@ DEMO_ARGS ?=
 demo: install
 	$(PYTHON) -m faconvlstm demo $(DEMO_ARGS)
 
-# The whole suite runs on the default backend (PyTorch) in the foreground; the tests of code
-# that differs per backend (marked `backend`) run on the other backends meanwhile, one after
-# the other with one thread, their logs printed at the end. pytest's exit code 5 (no test
+# The whole suite runs on the default backend (PyTorch): its tests marked `slow` in the
+# background, the rest in the foreground. Meanwhile, after the slow ones, the tests of code
+# that differs per backend (marked `backend`) run on the other backends, one after the other
+# with one thread. The background logs are printed at the end. pytest's exit code 5 (no test
 # collected) fails the run.
 DEFAULT_BACKEND ?= torch
 OTHER_BACKENDS ?= jax tensorflow
 TEST_LOGS ?= .test-logs
 test: install-test
 	@mkdir -p $(TEST_LOGS); rm -f $(TEST_LOGS)/*.status; \
-	(for backend in $(OTHER_BACKENDS); do \
+	(OMP_NUM_THREADS=1 KERAS_BACKEND=$(DEFAULT_BACKEND) $(PYTHON) -m pytest -m slow $(PYTEST_ARGS) \
+	  > $(TEST_LOGS)/$(DEFAULT_BACKEND)-slow.log 2>&1; \
+	 echo $$? > $(TEST_LOGS)/$(DEFAULT_BACKEND)-slow.status; \
+	 for backend in $(OTHER_BACKENDS); do \
 		OMP_NUM_THREADS=1 KERAS_BACKEND=$$backend $(PYTHON) -m pytest -m backend $(PYTEST_ARGS) \
 		 > $(TEST_LOGS)/$$backend.log 2>&1; \
 		echo $$? > $(TEST_LOGS)/$$backend.status; \
 	done) & \
-	echo "== faconvlstm tests on the $(DEFAULT_BACKEND) backend (all) =="; \
-	KERAS_BACKEND=$(DEFAULT_BACKEND) $(PYTHON) -m pytest $(PYTEST_ARGS); \
+	echo "== faconvlstm tests on the $(DEFAULT_BACKEND) backend (all but those marked slow) =="; \
+	KERAS_BACKEND=$(DEFAULT_BACKEND) $(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS); \
 	echo $$? > $(TEST_LOGS)/$(DEFAULT_BACKEND).status; \
 	wait; failed=0; \
-	for backend in $(DEFAULT_BACKEND) $(OTHER_BACKENDS); do \
-		if [ $$backend != $(DEFAULT_BACKEND) ]; then \
-			echo "== faconvlstm tests on the $$backend backend (marked backend) =="; \
-			cat $(TEST_LOGS)/$$backend.log; fi; \
-		status=$$(cat $(TEST_LOGS)/$$backend.status 2>/dev/null || echo missing); \
-		if [ $$status = missing ]; then echo "the $$backend suite ended without an exit status"; failed=1; \
-		elif [ $$status -eq 5 ]; then echo "no tests were collected on $$backend"; failed=1; \
-		elif [ $$status -ne 0 ]; then echo "tests failed on $$backend (exit $$status)"; failed=1; fi; \
+	for suite in $(DEFAULT_BACKEND) $(DEFAULT_BACKEND)-slow $(OTHER_BACKENDS); do \
+		if [ $$suite != $(DEFAULT_BACKEND) ]; then \
+			echo "== faconvlstm tests: $$suite =="; cat $(TEST_LOGS)/$$suite.log; fi; \
+		status=$$(cat $(TEST_LOGS)/$$suite.status 2>/dev/null || echo missing); \
+		if [ $$status = missing ]; then echo "the $$suite suite ended without an exit status"; failed=1; \
+		elif [ $$status -eq 5 ]; then echo "no tests were collected in $$suite"; failed=1; \
+		elif [ $$status -ne 0 ]; then echo "tests failed in $$suite (exit $$status)"; failed=1; fi; \
 	done; exit $$failed
 
 benchmark: install

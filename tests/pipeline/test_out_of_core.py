@@ -13,6 +13,8 @@ from faconvlstm.pipeline import DataSelection, TrainingSettings, embed, fit
 from tests.conftest import on_the_default_backend_only
 
 MODEL = {"filters": [4], "embedding_dim": 4, "window": 8}
+#: Traced reading of a 72 MB store: ``make test`` runs these beside the rest of the suite.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
