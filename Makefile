@@ -3,7 +3,7 @@ PYTHON ?= python3
 # The CPU build of PyTorch that this project is tested with; override for a GPU build,
 # e.g. `make test TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=15
 
 .PHONY: install install-test demo test benchmark
 
@@ -22,9 +22,9 @@ demo: install
 
 # The whole suite runs on the default backend (PyTorch): its tests marked `slow` in the
 # background, the rest in the foreground. Meanwhile, after the slow ones, the tests of code
-# that differs per backend (marked `backend`) run on the other backends, one after the other
-# with one thread. The background logs are printed at the end. pytest's exit code 5 (no test
-# collected) fails the run.
+# that differs per backend (marked `backend`) run on the other backends, one after the other.
+# Each of the two lanes has one thread (one core each). The background logs are printed at
+# the end. pytest's exit code 5 (no test collected) fails the run.
 DEFAULT_BACKEND ?= torch
 OTHER_BACKENDS ?= jax tensorflow
 TEST_LOGS ?= .test-logs
@@ -39,7 +39,7 @@ test: install-test
 		echo $$? > $(TEST_LOGS)/$$backend.status; \
 	done) & \
 	echo "== faconvlstm tests on the $(DEFAULT_BACKEND) backend (all but those marked slow) =="; \
-	KERAS_BACKEND=$(DEFAULT_BACKEND) $(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS); \
+	OMP_NUM_THREADS=1 KERAS_BACKEND=$(DEFAULT_BACKEND) $(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS); \
 	echo $$? > $(TEST_LOGS)/$(DEFAULT_BACKEND).status; \
 	wait; failed=0; \
 	for suite in $(DEFAULT_BACKEND) $(DEFAULT_BACKEND)-slow $(OTHER_BACKENDS); do \
