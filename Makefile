@@ -5,7 +5,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= --durations=15
 
-.PHONY: install install-test demo test benchmark
+.PHONY: install install-test install-tensorflow demo test benchmark
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH_SPEC)"
@@ -14,6 +14,14 @@ install:
 install-test:
 	$(PYTHON) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PYTHON) -m pip install --quiet -e ".[test]"
+
+# TensorFlow lives in an environment of its own that sees the main one's packages: installed
+# beside PyTorch, it changes the process's memory allocator settings (glibc's trim threshold)
+# whenever Keras reaches it, which slows PyTorch training here.
+TF_ENV ?= .venv-tensorflow
+install-tensorflow:
+	$(PYTHON) -m venv --system-site-packages $(TF_ENV)
+	$(TF_ENV)/bin/python -m pip install --quiet "tensorflow>=2.16"
 
 # The whole pipeline on the built-in synthetic dataset; DEMO_ARGS e.g. "--epochs 10 --out run".
 DEMO_ARGS ?=
@@ -34,8 +42,10 @@ test: install-test
 	  > $(TEST_LOGS)/$(DEFAULT_BACKEND)-slow.log 2>&1; \
 	 echo $$? > $(TEST_LOGS)/$(DEFAULT_BACKEND)-slow.status; \
 	 for backend in $(OTHER_BACKENDS); do \
-		OMP_NUM_THREADS=1 KERAS_BACKEND=$$backend $(PYTHON) -m pytest -m backend $(PYTEST_ARGS) \
-		 > $(TEST_LOGS)/$$backend.log 2>&1; \
+		python=$(PYTHON); if [ $$backend = tensorflow ]; then python=$(TF_ENV)/bin/python; \
+			$(MAKE) --no-print-directory install-tensorflow > $(TEST_LOGS)/$$backend.log 2>&1; fi; \
+		OMP_NUM_THREADS=1 KERAS_BACKEND=$$backend $$python -m pytest -m backend $(PYTEST_ARGS) \
+		 >> $(TEST_LOGS)/$$backend.log 2>&1; \
 		echo $$? > $(TEST_LOGS)/$$backend.status; \
 	done) & \
 	echo "== faconvlstm tests on the $(DEFAULT_BACKEND) backend (all but those marked slow) =="; \

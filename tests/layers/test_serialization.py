@@ -82,8 +82,9 @@ print(json.dumps({"backend": faconvlstm.backend(),
 """
 
 
-#: Each backend's file is loaded on the next one, so the three runs close the circle.
-NEXT_BACKEND = {"torch": "jax", "jax": "tensorflow", "tensorflow": "torch"}
+#: Where each backend's file is loaded (``make test`` keeps TensorFlow in an environment of
+#: its own, so files are loaded on PyTorch and JAX).
+NEXT_BACKEND = {"torch": "jax", "jax": "torch", "tensorflow": "torch"}
 
 
 @pytest.mark.backend
