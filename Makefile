@@ -16,8 +16,8 @@ install-test:
 	$(PYTHON) -m pip install --quiet -e ".[test]"
 
 # TensorFlow lives in an environment of its own that sees the main one's packages: installed
-# beside PyTorch, it changes the process's memory allocator settings (glibc's trim threshold)
-# whenever Keras reaches it, which slows PyTorch training here.
+# beside PyTorch, Keras reaches it on every backend (seconds of import in each process) and it
+# changes the process's allocator settings (glibc's trim threshold); see docs/layer.md.
 TF_ENV ?= .venv-tensorflow
 install-tensorflow:
 	$(PYTHON) -m venv --system-site-packages $(TF_ENV)

@@ -44,6 +44,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.backend
 @pytest.mark.skipif(faconvlstm.backend() != "jax", reason="keras.distribution runs on JAX")
 def test_two_devices_give_the_loss_curve_of_one(synthetic_file, tmp_path):
     environment = {**os.environ, "KERAS_BACKEND": "jax",

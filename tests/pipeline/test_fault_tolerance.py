@@ -9,7 +9,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 import faconvlstm
 from faconvlstm.pipeline import embed, fit
@@ -57,7 +56,6 @@ def final_weights(run_dir) -> list[np.ndarray]:
     return [np.asarray(w) for w in load_checkpoint(run_dir).get_weights()]
 
 
-@pytest.mark.slow
 @on_the_default_backend_only(
     "resuming is file and seed handling, the same on every backend (determinism on JAX is "
     "tested below); three JAX processes would add a minute to CI"
