@@ -22,6 +22,11 @@ def is_integer(value) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
+def is_number(value) -> bool:
+    """Whether ``value`` is a Python or NumPy real number (bools are not)."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 def positive_int(value, name: str, allow_none: bool = False) -> int | None:
     """``value`` as an int >= 1 (or None when allowed); InputError otherwise."""
     if value is None and allow_none:
@@ -91,7 +96,7 @@ def data_format_name(value, default: str) -> str:
 
 def rate(value, name: str) -> float:
     """A float in [0, 1); InputError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < 1:
+    if not is_number(value) or not 0 <= value < 1:
         raise InputError(f"`{name}` must be a float in [0, 1); received {name}={value!r}.")
     return float(value)
 

@@ -47,7 +47,7 @@ from scipy.signal import lfilter
 from faconvlstm.data.calendar import time_steps_in_days, year_fraction
 from faconvlstm.data.storage import write_netcdf
 from faconvlstm.errors import InputError
-from faconvlstm.validation import is_integer
+from faconvlstm.validation import is_integer, is_number
 
 FACTORS = ("season", "enso", "teleconnection", "regime", "trend")
 CALENDARS = ("standard", "gregorian", "proleptic_gregorian", "julian", "noleap", "365_day",
@@ -132,8 +132,7 @@ def _check_arguments(years: int, calendar: str, nlat: int, nlon: int, seed: int,
         raise InputError(
             f"`calendar` must be one of {', '.join(CALENDARS)}; received {calendar!r}."
         )
-    if (isinstance(noise, bool) or not isinstance(noise, (int, float, np.number))
-            or not math.isfinite(noise) or noise < 0):
+    if not is_number(noise) or not math.isfinite(noise) or noise < 0:
         raise InputError(f"`noise` must be a finite number >= 0; received {noise!r}.")
 
 

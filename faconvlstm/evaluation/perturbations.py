@@ -10,27 +10,19 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from faconvlstm import validation
 from faconvlstm.data.preprocessing import area_weights, check_fields
 from faconvlstm.errors import InputError
 
 
 def _check_level(level: float) -> float:
-    if (
-        isinstance(level, bool)
-        or not isinstance(level, (int, float, np.number))
-        or not np.isfinite(level)
-        or level < 0
-    ):
+    if not validation.is_number(level) or not np.isfinite(level) or level < 0:
         raise InputError(f"The noise level must be a finite number >= 0; got {level!r}.")
     return float(level)
 
 
 def _check_fraction(fraction: float) -> float:
-    if (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, (int, float, np.number))
-        or not 0 <= fraction < 1
-    ):
+    if not validation.is_number(fraction) or not 0 <= fraction < 1:
         raise InputError(f"The fraction to drop must be a number in [0, 1); got {fraction!r}.")
     return float(fraction)
 

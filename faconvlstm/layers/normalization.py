@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from numbers import Real
-
 from keras import backend, layers, ops, saving
 
 from faconvlstm import validation
@@ -11,7 +9,7 @@ from faconvlstm.errors import InputError
 
 
 def _epsilon(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
+    if not validation.is_number(value) or not value > 0:
         raise InputError(f"`epsilon` must be a positive float; received epsilon={value!r}.")
     return float(value)
 

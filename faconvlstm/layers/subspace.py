@@ -18,7 +18,7 @@ WEIGHT_EPSILON = 1e-6
 
 
 def _orthogonality(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if not validation.is_number(value) or value < 0:
         raise InputError(
             "`orthogonality` must be a non-negative float (0 switches the penalty off); "
             f"received orthogonality={value!r}."
