@@ -60,24 +60,23 @@ def open_dataset(source: Source, time_chunk: int = TIME_CHUNK) -> xr.Dataset:
 
     ``source`` is a NetCDF file, a Zarr store (a directory or a path ending in ``.zarr``), a glob
     pattern (``"data/*.nc"``) or a list of paths. Several files (per year or per variable) are
-    combined by their coordinates with ``xarray.open_mfdataset`` (an outer join: a level or a
-    time present in only some files is NaN in the others); they must share one lat/lon grid.
-    NetCDF data are chunked by ``time_chunk`` timesteps and whole grids; Zarr keeps its chunks.
-    A missing path raises ``FileNotFoundError``, a file the system cannot read (no permission,
-    an I/O failure) its ``OSError``, and a file that is not valid NetCDF or Zarr (another format,
-    truncated, corrupted) an ``InputError`` naming it.
+    combined by their coordinates, as ``xarray.open_mfdataset`` does (an outer join: a level or
+    a time present in only some files is NaN in the others); they must share one lat/lon grid
+    and one calendar. Each NetCDF variable is chunked in whole stored chunks: along time, the
+    smallest multiple of its stored chunk that holds ``time_chunk`` timesteps (``time_chunk``
+    when it is stored contiguously), along the other axes its stored chunks (the whole axis
+    when contiguous); Zarr keeps its chunks. A missing path raises ``FileNotFoundError``, a file
+    the system cannot read (no permission, an I/O failure) its ``OSError``, and a file that is
+    not valid NetCDF or Zarr (another format, truncated, corrupted) an ``InputError`` naming it.
     """
     time_chunk = positive_int(time_chunk, "time_chunk")
     paths = _resolve_paths(source)
     engine = _engine(paths)
     if len(paths) == 1 and engine == "zarr":
         return _read(paths[0], functools.partial(xr.open_zarr, paths[0], chunks={}))
-    chunks = _time_chunks(paths[0], engine, time_chunk)
     if len(paths) == 1:
-        return _read(
-            paths[0], functools.partial(xr.open_dataset, paths[0], engine=engine, chunks=chunks)
-        )
-    return _open_files(paths, engine, chunks, source)
+        return _open_netcdf(paths[0], engine, time_chunk)
+    return _open_files(paths, engine, time_chunk, source)
 
 
 def standardize_axes(ds: xr.Dataset) -> xr.Dataset:
@@ -163,10 +162,11 @@ def select_fields(
 ) -> xr.DataArray:
     """Variables of a standardized dataset as a lazy ``(time, lat, lon, channel)`` float32 array.
 
-    ``variables``: as :func:`parse_variables`; ``channel`` holds the labels, ``units`` each
-    variable's units ("1" when it has none). ``region``: ``(lat_min, lat_max, lon_min, lon_max)``
-    in degrees, longitudes in either convention, running east from ``lon_min`` to ``lon_max``
-    (``lon_min > lon_max`` crosses the dateline). The crop is one contiguous block whose ``lon``
+    ``variables``: as :func:`parse_variables` (a variable on a level axis of a single value
+    may be named without ``@level``: its channel is then the plain name); ``channel`` holds
+    the labels, ``units`` each variable's units ("1" when it has none). ``region``:
+    ``(lat_min, lat_max, lon_min, lon_max)`` in degrees, longitudes in either convention,
+    running east from ``lon_min`` to ``lon_max`` (``lon_min > lon_max`` crosses the dateline). The crop is one contiguous block whose ``lon``
     coordinate increases from ``lon_min`` wrapped to ``[-180, 180)``: a crop across the dateline
     runs past 180 (``(10, 60, 160, -120)`` gives 160..240), a crop across Greenwich stays in
     ``[-180, 180)``. ``time``: inclusive ``(start, end)`` date strings, any calendar. ``season``:
@@ -259,61 +259,86 @@ def _read(path: str, opener):
         raise InputError(f"cannot read '{path}' as NetCDF or Zarr: {reason}") from error
 
 
-def _time_chunks(path: str, engine: str | None, time_chunk: int) -> dict:
-    """Dask chunks for a NetCDF source: ``time_chunk`` steps along the time axis of ``path``."""
-    if engine == "zarr":
-        return {}
-    with _read(path, functools.partial(xr.open_dataset, path, engine=engine)) as probe:
-        time_dim = find_axis(probe, "time")
-    return {} if time_dim is None else {time_dim: time_chunk}
+def _open_netcdf(path: str, engine: str | None, time_chunk: int) -> xr.Dataset:
+    """One NetCDF file, each variable in dask chunks of whole stored chunks (see
+    :func:`open_dataset`), so no dask chunk splits a chunk of the file."""
+    ds = _read(path, functools.partial(xr.open_dataset, path, engine=engine, cache=False))
+    time_dim = find_axis(ds, "time")
+
+    def chunked(names) -> dict[str, xr.Variable]:
+        variables = {name: ds[name].variable for name in names if name not in ds.indexes}
+        return {
+            name: variable.chunk(_stored_chunks(variable, time_dim, time_chunk))
+            for name, variable in variables.items() if variable.ndim
+        }
+
+    result = ds.assign_coords(chunked(ds.coords)).assign(chunked(ds.data_vars))
+    result.set_close(ds.close)
+    return result
 
 
-def _open_files(paths: list[str], engine: str | None, chunks: dict, source: Source) -> xr.Dataset:
-    grids = []
+def _stored_chunks(variable: xr.Variable, time_dim: str | None, time_chunk: int) -> dict:
+    """Dask chunks of ``variable`` ``{dim: size}``: whole stored chunks, about ``time_chunk``
+    of them along ``time_dim`` (-1: the whole axis)."""
+    stored = variable.encoding.get("preferred_chunks", {})
+    chunks = {dim: stored.get(dim, -1) for dim in variable.dims}
+    if time_dim in chunks:
+        step = stored.get(time_dim, 1)
+        chunks[time_dim] = step * -(-time_chunk // step)
+    return chunks
 
-    calendars = {}
 
-    def record_grid(ds: xr.Dataset) -> xr.Dataset:
-        source_path = ds.encoding.get("source", "?")
-        grids.append((source_path, _horizontal_grid(ds)))
-        time_dim = find_axis(ds, "time")
-        if time_dim is not None and is_dates(ds[time_dim]):
-            calendars[source_path] = ds[time_dim].dt.calendar
-        return ds
-
+def _open_files(paths: list[str], engine: str | None, time_chunk: int,
+                source: Source) -> xr.Dataset:
+    """Several NetCDF files combined by their coordinates, after checking that they share
+    one lat/lon grid and one calendar."""
+    datasets = [_open_netcdf(path, engine, time_chunk) for path in paths]
     try:
-        combined = xr.open_mfdataset(
-            paths,
-            engine=engine,
-            chunks=chunks,
-            combine="by_coords",
-            data_vars="minimal",
-            coords="minimal",
-            compat="override",
-            join="outer",
-            preprocess=record_grid,
+        _check_same_grid_and_calendar(paths, datasets, source)
+        combined = _combine(datasets, source)
+    except InputError:
+        _close_all(datasets)
+        raise
+    combined.set_close(functools.partial(_close_all, datasets))
+    return combined
+
+
+def _combine(datasets: list[xr.Dataset], source: Source) -> xr.Dataset:
+    """The datasets combined by their coordinates (an outer join), or an ``InputError``."""
+    try:
+        return xr.combine_by_coords(
+            datasets, data_vars="minimal", coords="minimal", compat="override", join="outer"
         )
     except Exception as error:
-        if not grids:
-            for path in paths:
-                _read(path, functools.partial(xr.open_dataset, path, engine=engine)).close()
-        if len(set(calendars.values())) > 1:
-            found = ", ".join(f"{Path(path).name}: {name}" for path, name in calendars.items())
+        raise InputError(f"cannot combine the files of {source!r}: {first_line(error)}") from error
+
+
+def _close_all(datasets: list[xr.Dataset]) -> None:
+    for dataset in datasets:
+        dataset.close()
+
+
+def _check_same_grid_and_calendar(paths: list[str], datasets: list[xr.Dataset],
+                                  source: Source) -> None:
+    """Refuse files on different calendars or different lat/lon grids, naming them."""
+    calendars = {}
+    for path, ds in zip(paths, datasets):
+        time_dim = find_axis(ds, "time")
+        if time_dim is not None and is_dates(ds[time_dim]):
+            calendars[path] = ds[time_dim].dt.calendar
+    if len(set(calendars.values())) > 1:
+        found = ", ".join(f"{Path(path).name}: {name}" for path, name in calendars.items())
+        raise InputError(
+            f"The files of {source!r} use different calendars ({found}); expected one "
+            "calendar (convert the files with xarray's convert_calendar)."
+        )
+    first_grid = _horizontal_grid(datasets[0])
+    for path, ds in zip(paths[1:], datasets[1:]):
+        if not all(np.array_equal(a, b) for a, b in zip(_horizontal_grid(ds), first_grid)):
             raise InputError(
-                f"The files of {source!r} use different calendars ({found}); expected one "
-                "calendar (convert the files with xarray's convert_calendar)."
-            ) from None
-        reason = first_line(error)
-        raise InputError(f"cannot combine the files of {source!r}: {reason}") from error
-    (first_path, first_grid), *others = grids
-    for path, grid in others:
-        if not all(np.array_equal(a, b) for a, b in zip(grid, first_grid)):
-            combined.close()
-            raise InputError(
-                f"'{path}' and '{first_path}' have different lat/lon grids; expected one grid "
+                f"'{path}' and '{paths[0]}' have different lat/lon grids; expected one grid "
                 "for all files (regrid them first)."
             )
-    return combined
 
 
 def _horizontal_grid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -405,7 +430,8 @@ def _parse_variable(entry: str, spec) -> tuple[str, float | None]:
 
 
 def _channel_data(ds: xr.Dataset, name: str, level: float | None) -> xr.DataArray:
-    """Variable ``name`` at ``level`` as a lazy ``(time, lat, lon)`` array, checked."""
+    """Variable ``name`` at ``level`` as a lazy ``(time, lat, lon)`` array, checked; a
+    variable on a level axis of one value needs no ``level``."""
     if name not in ds.data_vars:
         available = ", ".join(sorted(map(str, ds.data_vars))) or "none"
         raise InputError(f"Variable '{name}' is not in the dataset; available: {available}.")
@@ -432,6 +458,8 @@ def _channel_data(ds: xr.Dataset, name: str, level: float | None) -> xr.DataArra
     listed = (
         f"{', '.join(f'{value:g}' for value in levels)} {variable['level'].attrs.get('units', '')}"
     )
+    if level is None and levels.size == 1:
+        return variable.isel(level=0).reset_coords(drop=True)
     if level is None:
         raise InputError(
             f"Variable '{name}' has levels {listed.strip()}; choose one as '{name}@<level>', "

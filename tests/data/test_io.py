@@ -1,6 +1,7 @@
 """Reading NetCDF/Zarr into canonical fields: axes, channels, crops, seasons, errors."""
 
 import os
+import warnings
 from pathlib import Path
 
 import cftime
@@ -324,3 +325,40 @@ def test_selection_errors():
         select_fields(ds, "t2m", season=[0, 13])
     with pytest.raises(InputError, match="No timesteps fall in season 'JJA'"):
         select_fields(ds, "t2m", season="JJA")
+
+
+def test_a_variable_on_a_single_level_needs_no_level(tmp_path):
+    path = write(gridded(levels=(500.0,)), tmp_path / "z500.nc")
+    plain, named = load_fields(path, "z"), load_fields(path, "z@500")
+
+    assert list(plain["channel"].values) == ["z"] and list(named["channel"].values) == ["z@500"]
+    np.testing.assert_array_equal(plain.values, named.values)
+    np.testing.assert_allclose(plain.values[0, 0, 0, 0], 500.0 - 0.2 + 0.18)
+
+
+def test_chunked_storage_is_read_in_whole_stored_chunks_without_warnings(tmp_path):
+    """Dask chunks are multiples of the stored ones, per variable, also where a variable is
+    stored in a single chunk along time (time bounds): no chunking warning, same values."""
+    ds = gridded(days=100)
+    bounds = np.stack([ds["time"].values, ds["time"].values + np.timedelta64(1, "D")], axis=1)
+    ds = ds.assign(time_bnds=(("time", "bnds"), bounds))
+    ds["time"].attrs["bounds"] = "time_bnds"
+    encoding = {
+        "z": {"chunksizes": (10, 1, 4, 12)},
+        "t2m": {"chunksizes": (1, 2, 12)},
+        "time_bnds": {"chunksizes": (100, 2)},
+        "time": {"units": "days since 2000-01-01"},
+    }
+    path = tmp_path / "chunked.nc"
+    ds.to_netcdf(path, encoding=encoding)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opened = open_dataset(path)
+        fields = load_fields(path, "z@500,t2m").load()
+    assert opened["z"].chunks == ((40, 40, 20), (1, 1, 1), (4,), (12,))
+    assert opened["t2m"].chunks == ((32, 32, 32, 4), (2, 2), (12,))
+    assert opened["time_bnds"].chunks == ((100,), (2,))
+    expected = select_fields(standardize_axes(ds), "z@500,t2m")
+    np.testing.assert_allclose(fields.values, expected.values)
+    opened.close()
