@@ -6,10 +6,12 @@ import functools
 import json
 import os
 import traceback
+import warnings
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import faconvlstm
@@ -201,7 +203,9 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--learning-rate", default=2e-3, show_default=True)
 @click.option("--stride", default=4, show_default=True, help="Steps between training windows.")
-@click.option("--validation-years", default=1, show_default=True)
+@click.option("--validation-years", type=int,
+              help="Hold out the last N calendar years for validation (0: none). Default: the "
+                   "last ~15 % of the timesteps, at least two windows.")
 @model_options
 @click.option("--cell", type=click.Choice(["fa", "convlstm"]), default="fa", show_default=True)
 @click.option("--attention-every", type=int, help="Axial attention period (0: off).")
@@ -227,11 +231,13 @@ def train(data, variables, run_dir, region, time_range, season, coarsen, log1p, 
         validation_years=validation_years, seed=seed, log1p=names(log1p), anomalies=anomalies,
         detrend=detrend, devices=devices,
     )
-    result = fit(
-        selection, run_dir,
-        model_settings(filters, embedding_dim, window, cell, attention_every, precision),
-        settings,
-    )
+    with warnings.catch_warnings():
+        warnings.showwarning = functools.partial(show_adapted_window, warnings.showwarning)
+        result = fit(
+            selection, run_dir,
+            model_settings(filters, embedding_dim, window, cell, attention_every, precision),
+            settings,
+        )
     if not result.is_chief:
         return
     last = {key: f"{values[-1]:.4f}" for key, values in result.history.items() if values}
@@ -241,11 +247,36 @@ def train(data, variables, run_dir, region, time_range, season, coarsen, log1p, 
             "epochs": f"{result.epochs_done} (resumed after {result.resumed_from})"
             if result.resumed_from else result.epochs_done,
             "parameters": f"{result.parameters:,} (encoder {result.encoder_parameters:,})",
+            **split_rows(result.split),
             "batches per epoch": result.train_steps,
             "time": f"{result.seconds:.1f} s",
             **last,
         },
     )
+
+
+def show_adapted_window(show, message, category, *args, **kwargs) -> None:
+    """A shortened window as one ``Warning:`` line; other warnings as ``show`` shows them."""
+    from faconvlstm.data.splits import WindowAdapted
+
+    if issubclass(category, WindowAdapted):
+        console.print(f"[yellow]Warning:[/] {escape(str(message))}")
+    else:
+        show(message, category, *args, **kwargs)
+
+
+def split_rows(split: dict) -> dict[str, str]:
+    """Summary rows of a run's window and validation part
+    (:class:`faconvlstm.data.splits.Split` as JSON)."""
+    window = f"{split['window']} steps"
+    if split["change"]:
+        window += f" ({split['requested_window']} requested; {split['change']})"
+    held_out = split["steps"] - split["cut"]
+    validation = "none"
+    if held_out:
+        validation = (f"the last {held_out} of {split['steps']} timesteps "
+                      f"({split['validation_period']})")
+    return {"window": window, "validation": validation}
 
 
 @main.command()

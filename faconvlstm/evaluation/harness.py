@@ -22,7 +22,7 @@ from faconvlstm.data.calendar import year_fraction
 from faconvlstm.data.indices import align_index, read_indices
 from faconvlstm.data.io import open_dataset, standardize_axes
 from faconvlstm.data.preprocessing import Preprocessor
-from faconvlstm.data.splits import split_years
+from faconvlstm.data.splits import Split
 from faconvlstm.data.synthetic import FACTORS, SYNTHETIC_VARIABLES, write_synthetic_dataset
 from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.errors import InputError
@@ -282,10 +282,12 @@ def _trained_models(
 
 
 def _eof_baseline(fields: xr.DataArray, models: _Models, k: int) -> _Baseline:
-    """EOFs fitted once on the training years (FA seed 0's preprocessing), PCs and regimes."""
-    preprocessor = Preprocessor.load(models.results[FA, 0].run_dir / PREPROCESSOR_FILE)
+    """EOFs fitted once on the training part of FA seed 0's run (its split and
+    preprocessing), PCs and regimes."""
+    run = models.results[FA, 0]
+    preprocessor = Preprocessor.load(run.run_dir / PREPROCESSOR_FILE)
     preprocessed = preprocessor.transform(fields).load()
-    train_fields = preprocessor.transform(split_years(fields, 1)[0])
+    train_fields = preprocessor.transform(Split.from_json(run.split).parts(fields)[0])
     eof = eof_embeddings(train_fields, preprocessed, models.config.embedding_dim)
     pcs = eof[EMBEDDING_VARIABLE].values
     return _Baseline(preprocessed, pcs, component_regimes(pcs, k))

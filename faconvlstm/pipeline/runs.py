@@ -66,13 +66,15 @@ class TrainingSettings:
 
     ``devices > 1`` trains data-parallel (see :func:`faconvlstm.pipeline.training.fit`); the
     number of devices may change when a run resumes, the global batch stays ``batch_size``.
+    ``validation_years=None`` holds out the last ~15 % of the timesteps for validation, ``N``
+    the last N calendar years, 0 nothing (see :func:`faconvlstm.data.splits.hold_out`).
     """
 
     epochs: int = 8
     batch_size: int = 8
     learning_rate: float = 2e-3
     window_stride: int = 4
-    validation_years: int = 1
+    validation_years: int | None = None
     seed: int = 0
     log1p: list[str] = dataclasses.field(default_factory=list)
     anomalies: bool = False

@@ -13,7 +13,7 @@ import xarray as xr
 
 import faconvlstm.backends
 from faconvlstm.data.preprocessing import Preprocessor, make_preprocessor
-from faconvlstm.data.splits import covers_all_longitudes, split_years
+from faconvlstm.data.splits import Split, covers_all_longitudes, hold_out
 from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig, build_autoencoder, encoder_parameters
@@ -60,6 +60,9 @@ class TrainingResult:
     validation_steps: int
     #: False in every process of a multi-process run but the first (which alone writes).
     is_chief: bool = True
+    #: The training/validation split and the window (:class:`~faconvlstm.data.splits.Split`
+    #: as JSON).
+    split: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict:
         """The fields as JSON values (the run directory as a string)."""
@@ -163,12 +166,14 @@ def _prepare_run_dir(run_dir: Path, record: dict, writes: bool = True) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
-    """A run before any training: its fields ``(time, lat, lon, channel)`` split into years,
-    their window starts, and the model settings taken from the data."""
+    """A run before any training: its fields ``(time, lat, lon, channel)`` split into a
+    training and a validation part, their window starts, and the model settings taken from
+    the data (the window :func:`~faconvlstm.data.splits.hold_out` chose among them)."""
 
     model: dict
     config: ModelConfig
     record: dict
+    split: Split
     train_fields: xr.DataArray
     train_starts: np.ndarray
     validation_fields: xr.DataArray | None
@@ -176,20 +181,26 @@ class _Plan:
 
 
 def _plan(data: DataSelection, model: dict, training: TrainingSettings) -> _Plan:
-    """Load and split ``data``; ``model`` gains ``global_halo`` when the grid is global."""
+    """Load and split ``data``; ``model`` gains ``global_halo`` when the grid is global.
+
+    ``model`` keeps the requested window; the config and the run record hold the one the
+    split chose, and the record also holds the split (its ``"split"`` entry)."""
     fields = data.load()
-    train_fields, validation_fields = split_years(fields, training.validation_years)
     if "global_halo" not in model and covers_all_longitudes(fields["lon"].values):
         model["global_halo"] = GLOBAL_HALO
     config = ModelConfig(
         channels=fields.sizes["channel"], grid=(fields.sizes["lat"], fields.sizes["lon"]), **model
     )
+    split = hold_out(fields["time"], config.window, training.validation_years)
+    config = dataclasses.replace(config, window=split.window)
+    train_fields, validation_fields = split.parts(fields)
     train_starts = training_starts(train_fields["time"], config.window, training.window_stride)
     validation_starts = None
     if validation_fields is not None:
         validation_starts = training_starts(validation_fields["time"], config.window, config.window)
-    return _Plan(model, config, run_record(data, config, training), train_fields, train_starts,
-                 validation_fields, validation_starts)
+    record = {**run_record(data, config, training), "split": split.to_json()}
+    return _Plan(model, config, record, split, train_fields, train_starts, validation_fields,
+                 validation_starts)
 
 
 def fit(
@@ -203,9 +214,13 @@ def fit(
 
     ``model`` holds :class:`~faconvlstm.models.ModelConfig` settings beyond those taken from
     the data (``channels``, ``grid``, and ``global_halo`` when the longitudes close the
-    circle). The preprocessing is fitted on the training years only
-    (all but the last ``training.validation_years``). Re-running with the same settings
-    continues from the last finished epoch; a larger ``epochs`` trains further.
+    circle). The validation timesteps and the window are chosen by
+    :func:`~faconvlstm.data.splits.hold_out` (by default the last ~15 % of the timesteps; the
+    last ``training.validation_years`` calendar years when that is set); the window shrinks,
+    with a :class:`~faconvlstm.data.splits.WindowAdapted` warning, when the data are too short
+    for the requested one. The preprocessing is fitted on the training part only. Re-running
+    with the same settings continues from the last finished epoch (the same data give the
+    same split and window); a larger ``epochs`` trains further.
     ``training.devices > 1`` trains data-parallel (:mod:`faconvlstm.pipeline.distributed`):
     on JAX in this process; on PyTorch in one process per device, which this call starts
     under ``torchrun`` after checking the inputs (:mod:`faconvlstm.pipeline.launch`; or,
@@ -226,8 +241,9 @@ def fit(
         )
         keras.utils.set_random_seed(training.seed)
         datasets = _datasets(plan, run_dir, training, epochs_done, parallel)
-        return _train(run_dir, plan.config, training, epochs_done, datasets,
-                      progress and parallel.is_chief, parallel)
+        result = _train(run_dir, plan.config, training, epochs_done, datasets,
+                        progress and parallel.is_chief, parallel)
+    return dataclasses.replace(result, split=plan.split.to_json())
 
 
 def _fit_under_torchrun(data: DataSelection, run_dir: Path, plan: _Plan,
@@ -258,7 +274,7 @@ def _preprocessed(plan: _Plan, run_dir: Path, training: TrainingSettings, epochs
 def _datasets(plan: _Plan, run_dir: Path, training: TrainingSettings, epochs_done: int,
               parallel: DataParallel) -> tuple[WindowDataset, WindowDataset | None]:
     """The training batches (shuffled per epoch from ``epochs_done`` on) and the validation
-    batches (None without validation years), each this process's share."""
+    batches (None without validation), each this process's share."""
     preprocessor, train_fields = _preprocessed(plan, run_dir, training, epochs_done,
                                                parallel.is_chief)
     window = plan.config.window

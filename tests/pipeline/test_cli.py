@@ -151,6 +151,7 @@ def bad_files(tmp_path_factory):
         "text": dataset.assign(t2m=dataset["t2m"].astype(str)),
         "empty": dataset.isel(time=slice(0, 0)),
         "single_step": dataset.isel(time=slice(0, 1)),
+        "ten_steps": dataset.isel(time=slice(0, 10)),
         "calendars_a": make_synthetic_dataset(years=1, nlat=8, nlon=12, calendar="noleap"),
         "calendars_b": dataset.isel(time=slice(0, 10)).assign_coords(
             time=xr.date_range("2001-01-01", periods=10, freq="D")
@@ -176,12 +177,17 @@ BAD_TRAINING_INPUTS = {
     "all NaN": ("all_nan", [], r"Channel\(s\) t2m are all NaN"),
     "unreadable": ("unreadable", [], r"cannot read '.*unreadable.nc' as NetCDF"),
     "missing file": ("missing", [], r"No such file or Zarr store: '.*missing.nc'"),
-    "window too long": ("good", ["--window", "400"], r"No window of 400 timesteps fits"),
+    "too many validation years": ("good", ["--validation-years", "2"],
+                                  r"Cannot hold out 2 validation year\(s\): the data span 2 "
+                                  r"year\(s\) \(2000-2001\); hold out fewer"),
+    "too short to validate": ("ten_steps", [], r"The data have only 10 timesteps; at least 14 "
+                              r"are needed to train with validation .* --validation-years 0"),
     "infinite values": ("infinite", [], r"Channel\(s\) t2m hold infinite values"),
     "text variable": ("text", [], r"Variable 't2m' holds values of type <U\d+; expected numbers"),
     "empty file": ("empty", [], r"The time axis is empty; expected at least one timestep"),
     "single timestep": ("single_step", ["--validation-years", "0"],
-                        r"No window of 8 timesteps fits .* longest gap-free run has 1 steps"),
+                        r"No window of 2 or more timesteps fits in the data: its longest "
+                        r"gap-free run has 1 timestep"),
     "time units": ("time_units", [], r"unable to decode time units 'furlongs since 2000-01-01'; "
                    r"expected CF units"),
     "mixed calendars": ("calendars_*", [], r"use different calendars \(.*noleap.*\); expected "
@@ -200,6 +206,20 @@ def test_bad_training_input_is_a_one_line_error_and_writes_nothing(
     result = invoke("train", data, "--out", run_dir, *TRAIN_OPTIONS, *options)
     assert_one_line_error(result, pattern)
     assert not run_dir.exists()
+
+
+def test_train_says_which_window_and_validation_it_used_and_why(synthetic_file, tmp_path):
+    """50 days: the window shrinks from 8 to 7, said before training and in the summary."""
+    result = invoke("train", synthetic_file, "--out", tmp_path / "run", *TRAIN_OPTIONS,
+                    "--time", "2000-01-01:2000-02-19")
+    assert_succeeded(result)
+    text = " ".join(result.stderr.replace("│", " ").split())
+    assert ("Warning: The window is 7 timesteps, not the 8 requested: two validation windows "
+            "of more than 7 steps do not fit in the last 30 % of the 50 timesteps.") in text
+    assert text.index("Warning:") < text.index("Trained")
+    assert "window 7 steps (8 requested; two validation windows" in text
+    assert "validation the last 14 of 50 timesteps (2000-02-06 .. 2000-02-19)" in text
+    assert "UserWarning" not in result.stderr
 
 
 def test_a_run_dir_of_another_configuration_is_a_one_line_error(cli_run):

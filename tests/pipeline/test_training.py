@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from faconvlstm.data.preprocessing import Preprocessor
-from faconvlstm.data.splits import covers_all_longitudes
+from faconvlstm.data.splits import WindowAdapted, covers_all_longitudes
 from faconvlstm.data.windows import WindowDataset
 from faconvlstm.models import embedding_model
 from faconvlstm.pipeline import TrainingSettings, embed, fit
@@ -110,8 +110,9 @@ def test_a_changed_configuration_is_refused_once_an_epoch_has_finished(trained_r
 
 def test_a_run_without_a_finished_epoch_starts_over(trained_run, selection, tmp_path):
     run_dir = tmp_path / "new"
-    with pytest.raises(ValueError, match="No window of 400 timesteps fits"):
-        fit(selection, run_dir, {**MODEL, "window": 400}, SETTINGS, progress=False)
+    with pytest.raises(ValueError, match=r"Cannot hold out 3 validation year\(s\)"):
+        fit(selection, run_dir, MODEL, dataclasses.replace(SETTINGS, validation_years=3),
+            progress=False)
     assert not run_dir.exists()
     # Killed in the first epoch, before or between the checkpoint and the progress.
     killed_before = tmp_path / "killed_before"
@@ -123,6 +124,27 @@ def test_a_run_without_a_finished_epoch_starts_over(trained_run, selection, tmp_
         result = fit(selection, run_dir, {**MODEL, "window": 16}, more_epochs(0), progress=False)
         assert result.resumed_from == 0
         assert json.loads((run_dir / RUN_FILE).read_text())["model"]["window"] == 16
+
+
+def test_a_window_shortened_for_short_data_is_saved_used_and_resumed(selection, tmp_path):
+    """50 days with the default split: two validation windows of 8 would take more than 30 %,
+    so the run trains, records and embeds with windows of 7, and resumes as the same run."""
+    short = dataclasses.replace(selection, time=["2000-01-01", "2000-02-19"])
+    settings = TrainingSettings(epochs=1, batch_size=8, window_stride=4)
+    with pytest.warns(WindowAdapted, match="The window is 7 timesteps, not the 8 requested"):
+        first = fit(short, tmp_path / "run", MODEL, settings, progress=False)
+    record = json.loads((first.run_dir / RUN_FILE).read_text())
+    assert record["model"]["window"] == 7 and record["training"]["validation_years"] is None
+    assert record["split"] == first.split
+    assert (first.split["steps"], first.split["cut"], first.split["window"]) == (50, 36, 7)
+    assert (first.train_steps, first.validation_steps) == (1, 1)
+    with pytest.warns(WindowAdapted):
+        resumed = fit(short, first.run_dir, MODEL, dataclasses.replace(settings, epochs=2),
+                      progress=False)
+    assert (resumed.resumed_from, resumed.epochs_done) == (1, 2)
+    assert resumed.split == first.split
+    embeddings = embed(first.run_dir)
+    assert embeddings.attrs["window"] == 7 and embeddings.attrs["uncovered_timesteps"] == 0
 
 
 @pytest.fixture
