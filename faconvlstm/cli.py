@@ -199,9 +199,16 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
 @click.option("--vars", "variables", required=True, help="Channels, e.g. t2m,z@500,t@850.")
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @selection_options
-@click.option("--epochs", default=8, show_default=True)
+@click.option("--epochs", default=100, show_default=True,
+              help="The most epochs; training stops earlier once the validation loss has "
+                   "stopped improving.")
+@click.option("--patience", default=6, show_default=True,
+              help="Stop after this many epochs without improvement of the validation loss.")
+@click.option("--min-steps", default=300, show_default=True,
+              help="Optimizer steps before training may stop (--epochs still caps it).")
 @click.option("--batch-size", default=8, show_default=True)
-@click.option("--learning-rate", default=2e-3, show_default=True)
+@click.option("--learning-rate", default=2e-3, show_default=True,
+              help="Initial learning rate; halved whenever the validation loss plateaus.")
 @click.option("--stride", default=4, show_default=True, help="Steps between training windows.")
 @click.option("--validation-years", type=int,
               help="Hold out the last N calendar years for validation (0: none). Default: the "
@@ -220,14 +227,16 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
                    "one process each, started under torchrun; see docs/scale.md).")
 @user_errors
 def train(data, variables, run_dir, region, time_range, season, coarsen, log1p, epochs,
-          batch_size, learning_rate, stride, validation_years, filters, embedding_dim, window,
-          cell, attention_every, anomalies, detrend, seed, precision, devices):
+          patience, min_steps, batch_size, learning_rate, stride, validation_years, filters,
+          embedding_dim, window, cell, attention_every, anomalies, detrend, seed, precision,
+          devices):
     """Train on DATA (NetCDF files, a glob or a Zarr store); resumes if RUN_DIR has a run."""
     from faconvlstm.pipeline import TrainingSettings, fit
 
     selection = data_selection(data, variables, region, time_range, season, coarsen)
     settings = TrainingSettings(
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, window_stride=stride,
+        epochs=epochs, patience=patience, min_steps=min_steps, batch_size=batch_size,
+        learning_rate=learning_rate, window_stride=stride,
         validation_years=validation_years, seed=seed, log1p=names(log1p), anomalies=anomalies,
         detrend=detrend, devices=devices,
     )
@@ -251,8 +260,24 @@ def train(data, variables, run_dir, region, time_range, season, coarsen, log1p, 
             "batches per epoch": result.train_steps,
             "time": f"{result.seconds:.1f} s",
             **last,
+            **convergence_rows(result),
         },
     )
+
+
+def convergence_rows(result) -> dict[str, str]:
+    """Summary rows: whether training converged, and the variance the model explains."""
+    where = "validation" if result.validation_steps else "training"
+    if result.converged:
+        stopped = "yes: the loss stopped improving"
+    else:
+        stopped = "no: stopped at --epochs while the loss still improved; train longer"
+    return {
+        "converged": stopped,
+        f"variance explained ({where})": f"{result.variance_explained:.1%} by the "
+        f"reconstruction, {result.eof_variance_explained:.1%} by the leading "
+        f"{result.eof_modes} EOFs",
+    }
 
 
 def show_adapted_window(show, message, category, *args, **kwargs) -> None:

@@ -43,7 +43,9 @@ def pytest_report_header(config):
 VARIABLES = ["t2m", "z@500", "sst"]
 MODEL = {"filters": [4], "embedding_dim": 4, "window": 8}
 #: One epoch on 2000 (366 days: 45 windows of 8 steps, 8 apart: 6 batches), validation on 2001.
-SETTINGS = TrainingSettings(epochs=1, batch_size=8, window_stride=8, validation_years=1)
+SETTINGS = TrainingSettings(
+    epochs=1, batch_size=8, window_stride=8, validation_years=1, min_epoch_steps=1
+)
 SYNTHETIC = {"years": 2, "nlat": 8, "nlon": 12}
 
 

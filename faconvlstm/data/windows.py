@@ -70,7 +70,9 @@ class WindowDataset(keras.utils.PyDataset):
     ``drop_remainder`` a last, incomplete batch is left out (data parallelism splits every
     batch evenly across devices). ``shard=(index, count)`` serves only part ``index`` of
     ``count`` equal parts of every batch (one process's share under multi-process data
-    parallelism; needs ``drop_remainder``). Fields
+    parallelism; needs ``drop_remainder``). With ``min_batches`` an epoch makes as many passes
+    over the windows (each in its own order) as it takes to serve at least that many batches,
+    so short data still give an epoch enough optimizer steps. Fields
     under :data:`IN_MEMORY_BYTES` are loaded once; larger (dask-backed) ones are read window
     by window, so a file larger than memory streams.
     """
@@ -86,6 +88,7 @@ class WindowDataset(keras.utils.PyDataset):
         epoch: int = 0,
         drop_remainder: bool = False,
         shard: tuple[int, int] = (0, 1),
+        min_batches: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -103,21 +106,28 @@ class WindowDataset(keras.utils.PyDataset):
         self.epoch = epoch
         self.drop_remainder = drop_remainder
         self.shard = shard
+        self.passes = 1
+        self.passes = max(1, math.ceil(min_batches / max(len(self), 1)))
         self.cell_area = area_weights(fields["lat"].values)[:, None, None].astype("float32")
         self.year_fraction = year_fraction(fields["time"])
         self.order = self._epoch_order()
 
     def __len__(self) -> int:
+        windows = self.passes * self.starts.size
         if self.drop_remainder:
-            return self.starts.size // self.batch_size
-        return math.ceil(self.starts.size / self.batch_size)
+            return windows // self.batch_size
+        return math.ceil(windows / self.batch_size)
 
     def _epoch_order(self) -> np.ndarray:
         """Window order of the current epoch: a function of ``(seed, epoch)`` only, so a
         resumed run sees the same batches as an uninterrupted one."""
         if not self.shuffle:
-            return np.arange(self.starts.size)
-        return np.random.default_rng((self.seed, self.epoch)).permutation(self.starts.size)
+            return np.tile(np.arange(self.starts.size), self.passes)
+        seeds = [(self.seed, self.epoch)]
+        seeds += [(self.seed, self.epoch, later) for later in range(1, self.passes)]
+        return np.concatenate(
+            [np.random.default_rng(seed).permutation(self.starts.size) for seed in seeds]
+        )
 
     def on_epoch_end(self):
         self.epoch += 1

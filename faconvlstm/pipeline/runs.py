@@ -68,13 +68,20 @@ class TrainingSettings:
     number of devices may change when a run resumes, the global batch stays ``batch_size``.
     ``validation_years=None`` holds out the last ~15 % of the timesteps for validation, ``N``
     the last N calendar years, 0 nothing (see :func:`faconvlstm.data.splits.hold_out`).
+    Training stops when the validation loss (the training loss without validation) has not
+    improved for ``patience`` epochs, once ``min_steps`` optimizer steps are done, and at the
+    latest after ``epochs`` epochs; every epoch has at least ``min_epoch_steps`` steps (several
+    passes over short data). See :mod:`faconvlstm.pipeline.convergence`.
     """
 
-    epochs: int = 8
+    epochs: int = 100
     batch_size: int = 8
     learning_rate: float = 2e-3
     window_stride: int = 4
     validation_years: int | None = None
+    min_steps: int = 300
+    min_epoch_steps: int = 10
+    patience: int = 6
     seed: int = 0
     log1p: list[str] = dataclasses.field(default_factory=list)
     anomalies: bool = False
@@ -83,7 +90,9 @@ class TrainingSettings:
 
 
 #: Settings that may change when a run is resumed.
-RESUMABLE_CHANGES = {("training", "epochs"), ("training", "devices")}
+RESUMABLE_CHANGES = {
+    ("training", name) for name in ("epochs", "devices", "min_steps", "patience")
+}
 
 
 def run_record(data: DataSelection, model: ModelConfig, training: TrainingSettings) -> dict:

@@ -12,12 +12,20 @@ import numpy as np
 import xarray as xr
 
 import faconvlstm.backends
-from faconvlstm.data.preprocessing import Preprocessor, make_preprocessor
+from faconvlstm.data.preprocessing import Preprocessor, area_weights, make_preprocessor
 from faconvlstm.data.splits import Split, covers_all_longitudes, hold_out
 from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig, build_autoencoder, encoder_parameters
 from faconvlstm.models.autoencoder import training_memory_bytes
+from faconvlstm.pipeline.convergence import (
+    Convergence,
+    StoppingRule,
+    EOF_TIMESTEPS,
+    eof_r2,
+    has_converged,
+    reconstruction_r2,
+)
 from faconvlstm.pipeline.distributed import (
     DataParallel,
     check_batch_split,
@@ -43,6 +51,8 @@ from faconvlstm.pipeline.runs import (
 
 #: Cells of circular (longitude) and reflected (latitude) padding on global grids.
 GLOBAL_HALO = 4
+#: The most windows the variance explained after training is measured on.
+MEASURED_WINDOWS = 512
 
 
 @dataclasses.dataclass
@@ -63,6 +73,15 @@ class TrainingResult:
     #: The training/validation split and the window (:class:`~faconvlstm.data.splits.Split`
     #: as JSON).
     split: dict = dataclasses.field(default_factory=dict)
+    #: Whether training stopped because the monitored loss stopped improving (not at the cap).
+    converged: bool = False
+    #: Share of the variance of the validation fields (the training fields without
+    #: validation) that the reconstruction explains, and that their projection on the
+    #: leading ``eof_modes`` (``embedding_dim``) EOFs of the training fields explains; NaN
+    #: when not measured.
+    variance_explained: float = float("nan")
+    eof_variance_explained: float = float("nan")
+    eof_modes: int = 0
 
     def to_json(self) -> dict:
         """The fields as JSON values (the run directory as a string)."""
@@ -280,7 +299,8 @@ def _datasets(plan: _Plan, run_dir: Path, training: TrainingSettings, epochs_don
     window = plan.config.window
     train_data = WindowDataset(
         train_fields, window, plan.train_starts, training.batch_size, shuffle=True,
-        seed=training.seed, epoch=epochs_done, **parallel.batching,
+        seed=training.seed, epoch=epochs_done, min_batches=training.min_epoch_steps,
+        **parallel.batching,
     )
     if plan.validation_fields is None:
         return train_data, None
@@ -309,15 +329,21 @@ def _compiled_model(run_dir: Path, config: ModelConfig, training: TrainingSettin
 def _train(run_dir: Path, config: ModelConfig, training: TrainingSettings, epochs_done: int,
            datasets: tuple[WindowDataset, WindowDataset | None], progress: bool,
            parallel: DataParallel) -> TrainingResult:
-    """Build or load the model and train it from ``epochs_done`` to ``training.epochs``."""
+    """Build or load the model and train it from ``epochs_done`` until it converges or
+    reaches ``training.epochs``."""
     train_data, validation_data = datasets
     autoencoder, history = _compiled_model(run_dir, config, training, epochs_done)
     parallel.prepare(autoencoder)
-    callbacks = [Checkpoint(run_dir, history, training.seed, writes=parallel.is_chief)]
+    rule = StoppingRule(patience=training.patience, min_steps=training.min_steps,
+                        steps_per_epoch=len(train_data))
+    callbacks = [
+        Convergence(run_dir, history, rule, training.epochs, writes=parallel.is_chief),
+        Checkpoint(run_dir, history, training.seed, writes=parallel.is_chief),
+    ]
     if progress:
         callbacks.append(EpochProgress(training.epochs, len(train_data)))
     started = time.perf_counter()
-    if epochs_done < training.epochs:
+    if epochs_done < training.epochs and not has_converged(history, rule):
         autoencoder.fit(
             train_data,
             validation_data=validation_data,
@@ -326,15 +352,47 @@ def _train(run_dir: Path, config: ModelConfig, training: TrainingSettings, epoch
             callbacks=callbacks,
             verbose=0,
         )
+    seconds = time.perf_counter() - started
     return TrainingResult(
         run_dir=run_dir,
-        epochs_done=max(epochs_done, training.epochs),
+        epochs_done=len(history.get("loss", [])),
         resumed_from=epochs_done,
         history=history,
         parameters=autoencoder.count_params(),
         encoder_parameters=encoder_parameters(autoencoder),
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         train_steps=len(train_data),
         validation_steps=0 if validation_data is None else len(validation_data),
         is_chief=parallel.is_chief,
+        converged=has_converged(history, rule),
+        **_variance_explained(autoencoder, config, datasets, parallel.is_chief),
     )
+
+
+def _variance_explained(autoencoder: keras.Model, config: ModelConfig,
+                        datasets: tuple[WindowDataset, WindowDataset | None],
+                        measures: bool) -> dict[str, float]:
+    """The result's ``variance_explained`` and ``eof_variance_explained``: on at most
+    :data:`MEASURED_WINDOWS` validation windows (training ones without validation), the EOFs
+    fitted on at most :data:`~faconvlstm.pipeline.convergence.EOF_TIMESTEPS` training steps;
+    measured only when ``measures`` (the first process)."""
+    train_data, validation_data = datasets
+    if not measures:
+        return {}
+    measured = validation_data or train_data
+    starts = measured.starts[:: -(-measured.starts.size // MEASURED_WINDOWS)]
+    fields = measured.fields.isel(
+        time=slice(int(starts.min()), int(starts.max()) + measured.window)
+    )
+    windows = WindowDataset(fields, measured.window, starts - starts.min(), measured.batch_size)
+    train_fields = train_data.fields
+    every = -(-train_fields.sizes["time"] // EOF_TIMESTEPS)
+    train_fields = train_fields.isel(time=slice(None, None, every))
+    return {
+        "variance_explained": reconstruction_r2(autoencoder, windows),
+        "eof_variance_explained": eof_r2(
+            train_fields.values, fields.values, area_weights(fields["lat"].values),
+            config.embedding_dim,
+        ),
+        "eof_modes": config.embedding_dim,
+    }

@@ -367,7 +367,8 @@ def test_train_and_evaluate_share_the_selection_and_model_options():
     shared = ["--region", "--time", "--season", "--coarsen", "--log1p", "--filters",
               "--embedding-dim", "--window"]
     expected = {
-        "train": ["--vars", "--out", *shared, "--epochs", "--batch-size", "--learning-rate",
+        "train": ["--vars", "--out", *shared, "--epochs", "--patience", "--min-steps",
+                  "--batch-size", "--learning-rate",
                   "--stride", "--validation-years", "--cell", "--attention-every",
                   "--anomalies", "--detrend", "--seed", "--precision", "--devices", "--help"],
         "evaluate": ["--vars", "--out", "--seeds", "--epochs", "--k", *shared, "--anomalies",

@@ -86,14 +86,16 @@ def test_two_torchrun_processes_give_the_loss_curves_of_one(synthetic_file, tmp_
         [sys.executable, "-m", "faconvlstm", "train", str(data), "--vars", ",".join(VARIABLES),
          "--time", ":".join(TIME), "--out", str(two), "--epochs", "3", "--filters", "4",
          "--embedding-dim", "4", "--window", "8", "--stride", "9", "--batch-size", "8",
-         "--devices", "2"],
+         "--validation-years", "1", "--devices", "2"],
         env={**os.environ, "KERAS_BACKEND": "torch"}, capture_output=True, text=True,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stderr.count("Trained ") == 1  # one summary
     one = fit(DataSelection(str(data), VARIABLES, time=TIME), tmp_path / "one", MODEL,
-              TrainingSettings(epochs=3, batch_size=8, window_stride=9), progress=False)
-    assert (one.train_steps, one.validation_steps) == (5, 5)
+              TrainingSettings(epochs=3, batch_size=8, window_stride=9, validation_years=1),
+              progress=False)
+    # 5 batches of windows, served twice an epoch (at least 10 optimizer steps each).
+    assert (one.train_steps, one.validation_steps) == (10, 5)
     history = json.loads((two / PROGRESS_FILE).read_text())["history"]
     np.testing.assert_allclose(history["loss"], one.history["loss"], rtol=1e-5)
     # Looser: weights whose gradient is zero in exact arithmetic (the head's projection bias,

@@ -55,7 +55,7 @@ def test_fit_writes_a_complete_run(trained_run):
     assert progress(run_dir) == {
         "epochs_done": 1, "checkpoint": "checkpoint-0001.keras", "history": trained_run.history
     }
-    assert set(trained_run.history) == {"loss", "val_loss", "epoch_seconds"}
+    assert set(trained_run.history) == {"loss", "val_loss", "learning_rate", "epoch_seconds"}
     assert np.isfinite(trained_run.history["loss"][0])
 
 
@@ -130,7 +130,7 @@ def test_a_window_shortened_for_short_data_is_saved_used_and_resumed(selection, 
     """50 days with the default split: two validation windows of 8 would take more than 30 %,
     so the run trains, records and embeds with windows of 7, and resumes as the same run."""
     short = dataclasses.replace(selection, time=["2000-01-01", "2000-02-19"])
-    settings = TrainingSettings(epochs=1, batch_size=8, window_stride=4)
+    settings = TrainingSettings(epochs=1, batch_size=8, window_stride=4, min_epoch_steps=1)
     with pytest.warns(WindowAdapted, match="The window is 7 timesteps, not the 8 requested"):
         first = fit(short, tmp_path / "run", MODEL, settings, progress=False)
     record = json.loads((first.run_dir / RUN_FILE).read_text())
