@@ -207,7 +207,7 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
 @click.option("--min-steps", default=300, show_default=True,
               help="Optimizer steps before training may stop (--epochs still caps it).")
 @click.option("--batch-size", default=8, show_default=True)
-@click.option("--learning-rate", default=2e-3, show_default=True,
+@click.option("--learning-rate", default=6e-3, show_default=True,
               help="Initial learning rate; halved whenever the validation loss plateaus.")
 @click.option("--stride", default=4, show_default=True, help="Steps between training windows.")
 @click.option("--validation-years", type=int,
@@ -354,7 +354,8 @@ def cluster(embeddings, k, out, seed):
 @click.option("--vars", "variables", help="Channels (required with DATA), e.g. t2m,z@500.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seeds", default=3, show_default=True)
-@click.option("--epochs", default=6, show_default=True)
+@click.option("--epochs", default=100, show_default=True,
+              help="The most epochs of each model; each stops once it has converged.")
 @click.option("--k", default=4, show_default=True)
 @selection_options
 @click.option("--anomalies/--no-anomalies", default=True, show_default=True)

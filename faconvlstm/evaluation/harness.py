@@ -71,7 +71,8 @@ class EvaluationSettings:
     """What ``evaluate`` trains and measures."""
 
     seeds: int = 3
-    epochs: int = 6
+    #: The most epochs of each model (each stops once converged: see TrainingSettings).
+    epochs: int = 100
     k: int = 4
     anomalies: bool = True
     log1p: list[str] = dataclasses.field(default_factory=list)
@@ -269,6 +270,8 @@ def _trained_models(
     )
     variants = model_variants(config, settings.ablations)
     results = _train(data, out_dir, settings, variants, progress)
+    # The window the data let the runs train with (shorter than the requested on short data).
+    config = dataclasses.replace(config, window=results[FA, 0].split["window"])
     embeddings, inference, loaded = {}, {}, {}
     for (name, seed), result in results.items():
         clock = time.perf_counter()

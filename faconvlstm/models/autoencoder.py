@@ -1,7 +1,8 @@
 """The autoencoder that learns per-timestep embeddings of gridded multivariate fields.
 
-``frames + validity -> recurrent encoder -> SubspaceHead -> TemporalSelfAttention -> z``, and
-``z -> FrameDecoder -> reconstruction`` trained with the masked, area-weighted MSE. With
+``frames + validity -> recurrent encoder -> [features, frames] -> SubspaceHead ->
+TemporalSelfAttention -> z``, and ``z -> FrameDecoder -> reconstruction`` trained with the
+masked, area-weighted MSE. With
 ``cell="convlstm"`` the encoder is ``keras.layers.ConvLSTM2D`` and everything else identical,
 the twin the evaluation compares against.
 """
@@ -49,7 +50,11 @@ class ModelConfig:
     reflection in latitude, and its output cropped back, so the recurrent convolutions see
     across the dateline and over the poles instead of zeros. ``harmonics=0`` drops the seasonal
     part of the positional encoding; ``temporal_attention=False`` drops the whole block.
-    ``precision`` is one of :data:`PRECISIONS`.
+    ``input_skip`` lets the subspace head see the (masked) input frames beside the encoder's
+    features; ``spatial_maps`` is the head's number of learned spatial maps. The decoder is
+    an expansion on learned patterns (``decoder_patterns``) plus, with
+    ``decoder_filters > 0``, a nonlinear convolutional branch of that width; it needs at
+    least one of them. ``precision`` is one of :data:`PRECISIONS`.
     """
 
     channels: int
@@ -65,7 +70,10 @@ class ModelConfig:
     harmonics: int = 3
     position_dim: int = 8
     attention_heads: int = 2
-    decoder_filters: int = 16
+    decoder_filters: int = 0
+    spatial_maps: int = 16
+    decoder_patterns: bool = True
+    input_skip: bool = True
     global_halo: int = 0
     precision: str = "float32"
 
@@ -90,6 +98,13 @@ class ModelConfig:
                 f"{halo}."
             )
         object.__setattr__(self, "global_halo", halo)
+        for name in ("decoder_filters", "spatial_maps"):
+            object.__setattr__(self, name, validation.non_negative_int(getattr(self, name), name))
+        if not (self.decoder_filters or self.decoder_patterns):
+            raise InputError(
+                "The decoder needs its patterns (decoder_patterns=True) or a convolutional "
+                "branch (decoder_filters > 0); got neither."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
@@ -160,11 +175,14 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
         hidden = _recurrent_layer(config, filters, index)(hidden)
     if halo:
         hidden = hidden[:, :, halo:-halo, halo:-halo, :]
+    if config.input_skip:
+        hidden = ops.concatenate([hidden, frames * valid], axis=-1)
     pooling_weights = ops.mean(weights, axis=-1)
     z = SubspaceHead(
         config.embedding_dim,
         projection_dim=max(config.filters[-1], math.ceil(config.embedding_dim / 2)),
         orthogonality=config.orthogonality,
+        spatial_maps=config.spatial_maps,
         name="subspace_head",
     )([hidden, pooling_weights])
     if config.temporal_attention:
@@ -174,8 +192,8 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
         z = TemporalSelfAttention(config.attention_heads, name="temporal_attention")([z, encoding])
     embedding = layers.Identity(name="embedding", dtype="float32")(z)
     reconstruction = FrameDecoder(
-        config.grid, config.channels, config.decoder_filters, name="decoder",
-        dtype=config.precision,
+        config.grid, config.channels, config.decoder_filters, config.decoder_patterns,
+        name="decoder", dtype=config.precision,
     )(embedding)
     reconstruction = MaskedReconstructionLoss(name=RECONSTRUCTION_LAYER, dtype="float32")(
         [reconstruction, frames, weights]

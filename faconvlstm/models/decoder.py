@@ -17,17 +17,37 @@ class FrameDecoder(layers.Layer):
 
     A dense map to a ``ceil(H/4) x ceil(W/4)`` grid of ``filters`` features, nearest
     upsampling by 4, a crop to ``H x W``, a 3x3 convolution with ReLU and a 1x1 convolution to
-    the ``channels``. Everything the decoder knows about a frame passes through ``z``.
+    the ``channels``. With ``patterns`` a linear term ``sum_k z_k D_k`` is added, one learned
+    full-resolution pattern ``D_k (H, W, C)`` per embedding axis (starting at zero), as an EOF
+    expansion reconstructs a field. Everything the decoder knows about a frame passes
+    through ``z``.
     """
 
-    def __init__(self, grid: tuple[int, int], channels: int, filters: int = 16, **kwargs):
+    def __init__(self, grid: tuple[int, int], channels: int, filters: int = 16,
+                 patterns: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.grid = tuple(int(size) for size in grid)
         self.channels = channels
         self.filters = filters
+        self.patterns = bool(patterns)
         self.coarse_grid = tuple(math.ceil(size / UPSAMPLING) for size in self.grid)
 
     def build(self, input_shape):
+        self.expand = None
+        if self.filters:
+            self._build_coarse_branch(input_shape)
+        self.pattern_kernel = None
+        if self.patterns:
+            self.pattern_kernel = self.add_weight(
+                shape=(input_shape[-1], self.grid[0] * self.grid[1] * self.channels),
+                name="pattern_kernel", initializer="zeros",
+            )
+            self.pattern_bias = self.add_weight(
+                shape=(self.grid[0] * self.grid[1] * self.channels,), name="pattern_bias",
+                initializer="zeros",
+            )
+
+    def _build_coarse_branch(self, input_shape) -> None:
         coarse_cells = self.coarse_grid[0] * self.coarse_grid[1]
         dtype = self.dtype_policy
         self.expand = layers.Dense(coarse_cells * self.filters, name="expand", dtype=dtype)
@@ -44,15 +64,22 @@ class FrameDecoder(layers.Layer):
 
     def call(self, z):
         batch, steps = ops.shape(z)[0], ops.shape(z)[1]
-        coarse = ops.reshape(self.expand(z), (-1, *self.coarse_grid, self.filters))
-        fine = self.upsample(coarse)[:, : self.grid[0], : self.grid[1], :]
-        frames = self.output_projection(self.smooth(fine))
-        return ops.reshape(frames, (batch, steps, *self.grid, self.channels))
+        shape = (batch, steps, *self.grid, self.channels)
+        frames = 0.0
+        if self.expand is not None:
+            coarse = ops.reshape(self.expand(z), (-1, *self.coarse_grid, self.filters))
+            fine = self.upsample(coarse)[:, : self.grid[0], : self.grid[1], :]
+            frames = ops.reshape(self.output_projection(self.smooth(fine)), shape)
+        if self.pattern_kernel is not None:
+            linear = ops.matmul(z, ops.cast(self.pattern_kernel, z.dtype))
+            frames = frames + ops.reshape(linear + ops.cast(self.pattern_bias, z.dtype), shape)
+        return frames
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:2], *self.grid, self.channels)
 
     def get_config(self):
         config = super().get_config()
-        config.update(grid=list(self.grid), channels=self.channels, filters=self.filters)
+        config.update(grid=list(self.grid), channels=self.channels, filters=self.filters,
+                      patterns=self.patterns)
         return config

@@ -76,7 +76,7 @@ class TrainingSettings:
 
     epochs: int = 100
     batch_size: int = 8
-    learning_rate: float = 2e-3
+    learning_rate: float = 6e-3
     window_stride: int = 4
     validation_years: int | None = None
     min_steps: int = 300

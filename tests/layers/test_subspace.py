@@ -14,9 +14,9 @@ from faconvlstm.layers.normalization import BatchStandardization
 FEATURES = 4
 
 
-def built_head(**options) -> SubspaceHead:
+def built_head(grid=(None, None), **options) -> SubspaceHead:
     head = SubspaceHead(**options)
-    head.build([(None, None, None, None, FEATURES), (None, None, None, None)])
+    head.build([(None, None, *grid, FEATURES), (None, None, *grid)])
     return head
 
 
@@ -54,7 +54,12 @@ def reference_head(head: SubspaceHead, features, weights, training=False) -> np.
             logits = (v @ attention)[:, 0]
             scores = np.where(w > 0, np.exp(logits - logits[w > 0].max(initial=0.0)), 0.0)
             attended = (scores[:, None] * v).sum(0) / max(scores.sum(), 1e-6)
-            pooled[b, t] = np.concatenate([mean, attended])
+            parts = [mean, attended]
+            if head.map_kernel is not None:
+                maps = np.asarray(head.map_kernel.numpy(), np.float64).reshape(len(w), -1)
+                directions = v @ np.asarray(head.map_features.numpy(), np.float64)
+                parts.append((w[:, None] * maps * directions).sum(0) / max(w.sum(), 1e-6))
+            pooled[b, t] = np.concatenate(parts)
     norm = head.pooled_norm
     if training:
         center, variance = pooled.mean((0, 1)), pooled.var((0, 1))
@@ -85,6 +90,38 @@ def test_pooling_matches_numpy(rng, zero_attention, training):
         keras.ops.convert_to_numpy(head([features, weights], training=training)),
         reference_head(head, features, weights, training), rtol=1e-4, atol=1e-4,
     )
+
+
+@pytest.mark.backend
+def test_spatial_map_pooling_matches_numpy(rng):
+    features, weights = sample(rng)
+    head = built_head(grid=(4, 5), embedding_dim=7, projection_dim=3, spatial_maps=2)
+    randomize(head, rng)
+    assert tuple(head.basis.shape) == (8, 7) and tuple(head.map_kernel.shape) == (4, 5, 2)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(head([features, weights], training=True)),
+        reference_head(head, features, weights, training=True), rtol=1e-4, atol=1e-4,
+    )
+
+
+@pytest.mark.parametrize("spatial_maps", [0, 3])
+def test_only_spatial_maps_tell_a_pattern_from_its_mirror_image(rng, spatial_maps):
+    """Both poolings are blind to where a feature occurs; the learned maps are not."""
+    features, _ = sample(rng, batch=1, steps=2)
+    weights = np.ones(features.shape[:-1], "float32")
+    mirrored = features[:, :, :, ::-1]
+    head = built_head(grid=(4, 5), embedding_dim=4, spatial_maps=spatial_maps)
+    randomize(head, rng)
+    embedded, embedded_mirror = (
+        keras.ops.convert_to_numpy(head([x, weights])) for x in (features, mirrored)
+    )
+    difference = np.abs(embedded - embedded_mirror).max()
+    assert difference > 1e-3 if spatial_maps else difference < 1e-5
+
+
+def test_spatial_maps_need_the_grid_at_build_time():
+    with pytest.raises(InputError, match="spatial_maps=2 needs the grid at build time"):
+        built_head(embedding_dim=3, spatial_maps=2)
 
 
 def test_cells_with_zero_weight_do_not_influence_the_output(rng):
@@ -184,10 +221,12 @@ def test_no_loss_without_orthogonality(rng):
 
 
 def test_config_round_trip():
-    head = SubspaceHead(embedding_dim=5, projection_dim=3, orthogonality=0.25, name="head")
+    head = SubspaceHead(embedding_dim=5, projection_dim=3, orthogonality=0.25, spatial_maps=2,
+                        name="head")
     config = head.get_config()
-    assert {k: config[k] for k in ("embedding_dim", "projection_dim", "orthogonality")} == {
-        "embedding_dim": 5, "projection_dim": 3, "orthogonality": 0.25}
+    names = ("embedding_dim", "projection_dim", "orthogonality", "spatial_maps")
+    assert {k: config[k] for k in names} == {
+        "embedding_dim": 5, "projection_dim": 3, "orthogonality": 0.25, "spatial_maps": 2}
     assert SubspaceHead.from_config(config).get_config() == config
 
 
@@ -197,6 +236,7 @@ def test_config_round_trip():
     ({"orthogonality": -0.1}, "`orthogonality` must be a non-negative float"),
     ({"embedding_dim": 7, "projection_dim": 3},
      r"`embedding_dim` must be at most 2 \* `projection_dim`.*embedding_dim=7.*projection_dim=3"),
+    ({"spatial_maps": -1}, "`spatial_maps` must be"),
 ])
 def test_bad_arguments(options, message):
     with pytest.raises(InputError, match=message):
@@ -204,7 +244,7 @@ def test_bad_arguments(options, message):
 
 
 def test_embedding_wider_than_the_default_projection_fails_at_build():
-    with pytest.raises(InputError, match=r"embedding_dim=9 and projection_dim=4"):
+    with pytest.raises(InputError, match=r"embedding_dim=9, projection_dim=4 and spatial_maps=0"):
         built_head(embedding_dim=9)
 
 

@@ -15,6 +15,7 @@ from faconvlstm.models import (
     encoder_parameters,
 )
 from faconvlstm.models.autoencoder import pad_globally, training_memory_bytes
+from faconvlstm.models.decoder import FrameDecoder
 from tests.conftest import on_the_default_backend_only
 
 CONFIG = {"channels": 3, "grid": (8, 9), "window": 6, "filters": (6,), "embedding_dim": 4}
@@ -29,6 +30,21 @@ def random_inputs(rng, config: ModelConfig, batch: int = 2) -> dict[str, np.ndar
         "weights": weights.astype("float32"),
         "year_fraction": rng.random((batch, config.window)).astype("float32"),
     }
+
+
+def test_a_pattern_decoder_is_an_expansion_on_learned_patterns(rng):
+    decoder = FrameDecoder((3, 5), channels=2, filters=0, patterns=True)
+    z = rng.normal(size=(2, 4, 6)).astype("float32")
+    decoder.build(z.shape)
+    kernel = rng.normal(size=(6, 3 * 5 * 2)).astype("float32")
+    bias = rng.normal(size=(3 * 5 * 2,)).astype("float32")
+    decoder.pattern_kernel.assign(kernel)
+    decoder.pattern_bias.assign(bias)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(decoder(z)), (z @ kernel + bias).reshape(2, 4, 3, 5, 2),
+        rtol=1e-5, atol=1e-5,
+    )
+    assert FrameDecoder.from_config(decoder.get_config()).get_config() == decoder.get_config()
 
 
 def test_outputs_have_the_documented_shapes(rng):
@@ -95,8 +111,11 @@ def test_training_lowers_the_loss(rng):
     assert history[-1] < 0.5 * history[0]
 
 
-def test_save_and_load_give_identical_outputs(rng, tmp_path):
-    config = ModelConfig(**CONFIG)
+@pytest.mark.parametrize("options", [
+    {}, {"spatial_maps": 0, "decoder_patterns": False, "decoder_filters": 4, "input_skip": False},
+], ids=["default", "pooled_head_convolutional_decoder"])
+def test_save_and_load_give_identical_outputs(rng, tmp_path, options):
+    config = ModelConfig(**CONFIG, **options)
     model = build_autoencoder(config)
     inputs = random_inputs(rng, config)
     path = tmp_path / "model.keras"
@@ -158,6 +177,8 @@ def test_config_round_trips_through_a_dict():
         ({"filters": (4, 0)}, "`filters` must be a positive integer"),
         ({"global_halo": 8}, r"global_halo must be in \[0, 8\)"),
         ({"precision": "float8"}, "precision must be one of"),
+        ({"decoder_patterns": False, "decoder_filters": 0}, "The decoder needs its patterns"),
+        ({"spatial_maps": -1}, "`spatial_maps` must be"),
     ],
 )
 def test_bad_settings_raise_clear_errors(settings, message):
@@ -184,8 +205,11 @@ def test_global_padding_is_circular_in_longitude_and_reflected_in_latitude():
 
 def test_a_global_halo_makes_embeddings_nearly_invariant_to_longitude_rolls(rng):
     """Pooled embeddings of a periodic grid should not care where longitude 0 is; zero
-    padding makes them care, the circular halo much less (same weights in both models)."""
-    settings = {**CONFIG, "grid": (8, 12), "layer_options": {"attention_every": 0}}
+    padding makes them care, the circular halo much less (same weights in both models). The
+    head's spatial maps (position-dependent by design) and the input skip (which bypasses
+    the encoder) are left out."""
+    settings = {**CONFIG, "grid": (8, 12), "layer_options": {"attention_every": 0},
+                "spatial_maps": 0, "input_skip": False}
     plain = embedding_model(build_autoencoder(ModelConfig(**settings)))
     halo = embedding_model(build_autoencoder(ModelConfig(**settings, global_halo=4)))
     halo.set_weights(plain.get_weights())
