@@ -166,7 +166,8 @@ def select_fields(
     may be named without ``@level``: its channel is then the plain name); ``channel`` holds
     the labels, ``units`` each variable's units ("1" when it has none). ``region``:
     ``(lat_min, lat_max, lon_min, lon_max)`` in degrees, longitudes in either convention,
-    running east from ``lon_min`` to ``lon_max`` (``lon_min > lon_max`` crosses the dateline). The crop is one contiguous block whose ``lon``
+    running east from ``lon_min`` to ``lon_max`` (``lon_min > lon_max`` crosses the dateline).
+    The crop is one contiguous block whose ``lon``
     coordinate increases from ``lon_min`` wrapped to ``[-180, 180)``: a crop across the dateline
     runs past 180 (``(10, 60, 160, -120)`` gives 160..240), a crop across Greenwich stays in
     ``[-180, 180)``. ``time``: inclusive ``(start, end)`` date strings, any calendar. ``season``:

@@ -42,14 +42,14 @@ class SubspaceHead(layers.Layer):
     ``[h, weights]`` with ``h`` ``(B, T, H, W, F)`` and non-negative ``weights`` ``(B, T, H, W)``
     (cos-latitude area times cell validity) -> ``(B, T, embedding_dim)``.
 
-    ``v = h P + b`` (``P``: ``F -> projection_dim``, default ``F``) is pooled over the grid twice:
+    ``v = h P + b`` (``P``: ``F -> projection_dim``, default ``F``) is pooled over the grid:
     the weighted mean ``sum(w v) / sum(w)`` and an attention pooling (softmax of ``v a`` over the
     cells with ``w > 0``). Both poolings are blind to where on the grid a feature occurs; with
     ``spatial_maps = m > 0`` the head also learns ``m`` spatial maps ``M_k (H, W)``, like EOF
     loadings, each pooling one learned feature direction ``q_k``:
     ``sum(w M_k (v q_k)) / sum(w)``, so the embedding can tell a dipole from its mirror image
-    (the grid must then be known at build time). With ``normalize_pooled`` (default) the pooled features are
-    standardized over the batch and time (``pooled_norm``, a :class:`BatchStandardization`:
+    (the grid must then be known at build time). With ``normalize_pooled`` (default) the
+    pooled features are standardized over the batch and time (``pooled_norm``, a :class:`BatchStandardization`:
     batch normalization without learned scale or shift): spatial means of a feature map barely
     vary in time, and unscaled they would leave the embedding almost constant.
     ``[mean, attention, maps] basis + bias`` is the embedding; the

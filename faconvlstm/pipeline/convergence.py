@@ -17,11 +17,10 @@ import keras
 import numpy as np
 from sklearn.decomposition import PCA
 
-
 #: The best epoch's weights, kept beside the checkpoints until training ends.
 BEST_WEIGHTS_FILE = "best.weights.h5"
 #: A loss improves when it falls below the best one by more than this fraction of it.
-MIN_RELATIVE_IMPROVEMENT = 1e-3
+MIN_RELATIVE_IMPROVEMENT = 1e-2
 #: History key of the learning rate each epoch trained with.
 LEARNING_RATE_KEY = "learning_rate"
 #: The most training timesteps the EOFs of the variance explained after training fit on.
@@ -49,7 +48,8 @@ def best_epoch(losses: list[float]) -> int:
     :data:`MIN_RELATIVE_IMPROVEMENT`; -1 without any finite loss."""
     best, index = np.inf, -1
     for epoch, loss in enumerate(losses):
-        if np.isfinite(loss) and (index < 0 or loss < best - MIN_RELATIVE_IMPROVEMENT * abs(best)):
+        improves = index < 0 or loss < best - MIN_RELATIVE_IMPROVEMENT * abs(best)
+        if np.isfinite(loss) and improves:
             best, index = loss, epoch
     return index
 

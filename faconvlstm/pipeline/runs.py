@@ -3,8 +3,9 @@
 Layout of ``RUN_DIR``::
 
     run.json          data selection, preprocessing, model and training settings
-    preprocessor.nc   the preprocessing fitted on the training years
+    preprocessor.nc   the preprocessing fitted on the training part
     checkpoint-NNNN.keras  model and optimizer (and the RNG states) after epoch NNNN
+    best.weights.h5        the best epoch's weights, while training runs
     progress.json          epochs finished, the checkpoint they are in, the loss history
 
 Every file is written atomically, and a new checkpoint is written under a new name before

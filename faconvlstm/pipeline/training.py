@@ -19,9 +19,9 @@ from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig, build_autoencoder, encoder_parameters
 from faconvlstm.models.autoencoder import training_memory_bytes
 from faconvlstm.pipeline.convergence import (
+    EOF_TIMESTEPS,
     Convergence,
     StoppingRule,
-    EOF_TIMESTEPS,
     eof_r2,
     has_converged,
     reconstruction_r2,

@@ -214,7 +214,8 @@ def test_a_global_halo_makes_embeddings_nearly_invariant_to_longitude_rolls(rng)
     halo = embedding_model(build_autoencoder(ModelConfig(**settings, global_halo=4)))
     halo.set_weights(plain.get_weights())
     inputs = random_inputs(rng, ModelConfig(**settings))
-    rolled = {**inputs, **{name: np.roll(inputs[name], 5, axis=3) for name in ("frames", "weights")}}
+    rolled = {**inputs,
+              **{name: np.roll(inputs[name], 5, axis=3) for name in ("frames", "weights")}}
 
     def roll_error(model):
         return np.abs(model.predict_on_batch(rolled) - model.predict_on_batch(inputs)).mean()

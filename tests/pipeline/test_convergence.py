@@ -23,7 +23,7 @@ from tests.conftest import MODEL, SETTINGS
 
 
 def test_an_improvement_must_exceed_the_tolerance():
-    assert best_epoch([1.0, 0.5, 0.49999, 0.6]) == 1
+    assert best_epoch([1.0, 0.5, 0.499, 0.6]) == 1
     assert best_epoch([1.0, 0.5, 0.4, 0.6]) == 2
     assert best_epoch([np.nan, np.nan]) == -1
 
