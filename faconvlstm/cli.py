@@ -209,7 +209,9 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--learning-rate", default=6e-3, show_default=True,
               help="Initial learning rate; halved whenever the validation loss plateaus.")
-@click.option("--stride", default=4, show_default=True, help="Steps between training windows.")
+@click.option("--stride", type=int,
+              help="Steps between training windows. Default: 4, or 1 on data too short to "
+                   "fill an epoch with windows 4 apart.")
 @click.option("--validation-years", type=int,
               help="Hold out the last N calendar years for validation (0: none). Default: the "
                    "last ~15 % of the timesteps, at least two windows.")
@@ -249,7 +251,7 @@ def train(data, variables, run_dir, region, time_range, season, coarsen, log1p, 
         )
     if not result.is_chief:
         return
-    last = {key: f"{values[-1]:.4f}" for key, values in result.history.items() if values}
+    last = {key: f"{values[-1]:.4g}" for key, values in result.history.items() if values}
     summary(
         f"Trained {run_dir}",
         {

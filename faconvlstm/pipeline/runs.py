@@ -72,13 +72,15 @@ class TrainingSettings:
     Training stops when the validation loss (the training loss without validation) has not
     improved for ``patience`` epochs, once ``min_steps`` optimizer steps are done, and at the
     latest after ``epochs`` epochs; every epoch has at least ``min_epoch_steps`` steps (several
-    passes over short data). See :mod:`faconvlstm.pipeline.convergence`.
+    passes over short data). See :mod:`faconvlstm.pipeline.convergence`. Training windows
+    start every ``window_stride`` steps; by default 4, or every step on data too short to
+    fill an epoch with windows 4 apart.
     """
 
     epochs: int = 100
     batch_size: int = 8
     learning_rate: float = 6e-3
-    window_stride: int = 4
+    window_stride: int | None = None
     validation_years: int | None = None
     min_steps: int = 300
     min_epoch_steps: int = 10

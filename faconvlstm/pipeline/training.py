@@ -51,6 +51,8 @@ from faconvlstm.pipeline.runs import (
 
 #: Cells of circular (longitude) and reflected (latitude) padding on global grids.
 GLOBAL_HALO = 4
+#: Steps between training windows by default (on data with enough of them).
+DEFAULT_STRIDE = 4
 #: The most windows the variance explained after training is measured on.
 MEASURED_WINDOWS = 512
 
@@ -213,13 +215,23 @@ def _plan(data: DataSelection, model: dict, training: TrainingSettings) -> _Plan
     split = hold_out(fields["time"], config.window, training.validation_years)
     config = dataclasses.replace(config, window=split.window)
     train_fields, validation_fields = split.parts(fields)
-    train_starts = training_starts(train_fields["time"], config.window, training.window_stride)
+    train_starts = training_starts(train_fields["time"], config.window,
+                                   _window_stride(train_fields["time"], config.window, training))
     validation_starts = None
     if validation_fields is not None:
         validation_starts = training_starts(validation_fields["time"], config.window, config.window)
     record = {**run_record(data, config, training), "split": split.to_json()}
     return _Plan(model, config, record, split, train_fields, train_starts, validation_fields,
                  validation_starts)
+
+
+def _window_stride(time: xr.DataArray, window: int, training: TrainingSettings) -> int:
+    """``training.window_stride``, or when None :data:`DEFAULT_STRIDE`, unless that leaves
+    fewer windows than an epoch's ``min_epoch_steps`` batches hold: then 1 (every start)."""
+    if training.window_stride is not None:
+        return training.window_stride
+    windows = training_starts(time, window, DEFAULT_STRIDE).size
+    return DEFAULT_STRIDE if windows >= training.min_epoch_steps * training.batch_size else 1
 
 
 def fit(
