@@ -32,7 +32,8 @@ SCRIPT = textwrap.dedent("""
     model = {"filters": [4], "embedding_dim": 4, "window": 8}
     histories = {}
     for devices in (1, 2):
-        settings = TrainingSettings(epochs=2, batch_size=8, window_stride=9, devices=devices)
+        settings = TrainingSettings(epochs=2, batch_size=8, window_stride=9, validation_years=1,
+                                    devices=devices)
         run = fit(selection, f"{out}/devices{devices}", model, settings, progress=False)
         histories[devices] = run.history
     try:
@@ -84,7 +85,7 @@ def test_two_torchrun_processes_give_the_loss_curves_of_one(synthetic_file, tmp_
     two = tmp_path / "two"
     completed = subprocess.run(
         [sys.executable, "-m", "faconvlstm", "train", str(data), "--vars", ",".join(VARIABLES),
-         "--time", ":".join(TIME), "--out", str(two), "--epochs", "3", "--filters", "4",
+         "--time", ":".join(TIME), "--out", str(two), "--epochs", "2", "--filters", "4",
          "--embedding-dim", "4", "--window", "8", "--stride", "9", "--batch-size", "8",
          "--validation-years", "1", "--devices", "2"],
         env={**os.environ, "KERAS_BACKEND": "torch"}, capture_output=True, text=True,
@@ -92,7 +93,7 @@ def test_two_torchrun_processes_give_the_loss_curves_of_one(synthetic_file, tmp_
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stderr.count("Trained ") == 1  # one summary
     one = fit(DataSelection(str(data), VARIABLES, time=TIME), tmp_path / "one", MODEL,
-              TrainingSettings(epochs=3, batch_size=8, window_stride=9, validation_years=1),
+              TrainingSettings(epochs=2, batch_size=8, window_stride=9, validation_years=1),
               progress=False)
     # 5 batches of windows, served twice an epoch (at least 10 optimizer steps each).
     assert (one.train_steps, one.validation_steps) == (10, 5)
