@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from pathlib import Path
@@ -391,14 +392,14 @@ def _variance_explained(autoencoder: keras.Model, config: ModelConfig,
     train_data, validation_data = datasets
     if not measures:
         return {}
-    measured = validation_data or train_data
-    starts = measured.starts[:: -(-measured.starts.size // MEASURED_WINDOWS)]
+    measured = train_data if validation_data is None else validation_data
+    starts = measured.starts[:: math.ceil(measured.starts.size / MEASURED_WINDOWS)]
     fields = measured.fields.isel(
         time=slice(int(starts.min()), int(starts.max()) + measured.window)
     )
     windows = WindowDataset(fields, measured.window, starts - starts.min(), measured.batch_size)
     train_fields = train_data.fields
-    every = -(-train_fields.sizes["time"] // EOF_TIMESTEPS)
+    every = math.ceil(train_fields.sizes["time"] / EOF_TIMESTEPS)
     train_fields = train_fields.isel(time=slice(None, None, every))
     return {
         "variance_explained": reconstruction_r2(autoencoder, windows),
