@@ -361,6 +361,8 @@ def cluster(embeddings, k, out, seed):
 @click.option("--k", default=4, show_default=True)
 @selection_options
 @click.option("--anomalies/--no-anomalies", default=True, show_default=True)
+@click.option("--detrend/--no-detrend", default=False, show_default=True,
+              help="Subtract each cell's linear trend (e.g. a warming scenario's).")
 @click.option("--ablations/--no-ablations", default=True, show_default=True)
 @model_options
 @click.option("--index", "index_files", multiple=True, type=click.Path(dir_okay=False),
@@ -368,7 +370,7 @@ def cluster(embeddings, k, out, seed):
               "NetCDF); repeatable.")
 @user_errors
 def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, season, coarsen,
-             log1p, anomalies, ablations, filters, embedding_dim, window, index_files):
+             log1p, anomalies, detrend, ablations, filters, embedding_dim, window, index_files):
     """FA against its ConvLSTM2D twins and EOF on DATA (default: synthetic); writes a report."""
     from faconvlstm.evaluation.harness import EvaluationSettings
     from faconvlstm.evaluation.harness import evaluate as run_evaluation
@@ -380,7 +382,8 @@ def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, sea
             raise click.UsageError("--vars is required with DATA.")
         selection = data_selection(data, variables, region, time_range, season, coarsen)
     settings = EvaluationSettings(
-        seeds=seeds, epochs=epochs, k=k, anomalies=anomalies, ablations=ablations,
+        seeds=seeds, epochs=epochs, k=k, anomalies=anomalies, detrend=detrend,
+        ablations=ablations,
         log1p=names(log1p),
         model=model_settings(filters, embedding_dim, window, "fa", None),
         index_files=[os.path.abspath(path) for path in index_files],

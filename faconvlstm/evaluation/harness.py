@@ -75,6 +75,7 @@ class EvaluationSettings:
     epochs: int = 100
     k: int = 4
     anomalies: bool = True
+    detrend: bool = False
     log1p: list[str] = dataclasses.field(default_factory=list)
     model: dict = dataclasses.field(default_factory=dict)
     ablations: bool = True
@@ -250,7 +251,7 @@ def _train(
     for name, seed in plan:
         training = TrainingSettings(
             epochs=settings.epochs, batch_size=settings.batch_size, seed=seed,
-            log1p=settings.log1p, anomalies=settings.anomalies,
+            log1p=settings.log1p, anomalies=settings.anomalies, detrend=settings.detrend,
         )
         model = {**settings.model, **variants[name]}
         results[name, seed] = fit(data, run_directory(out_dir, name, seed), model, training,
@@ -385,31 +386,48 @@ def _probes(
     return probes
 
 
+def _mean_probe(features: np.ndarray, targets: dict) -> float:
+    """Mean probe R^2 over ``targets``: how much known signal ``features`` carry."""
+    return float(np.mean(list(_probe_all(features, targets).values())))
+
+
 def _model_robustness(
-    run: TrainedRun, clean: np.ndarray, fields: xr.DataArray, settings: EvaluationSettings
-) -> dict[str, list[tuple[float, float, float]]]:
-    """``(level, CKA, ARI)`` of clean against perturbed embeddings, per perturbation."""
+    run: TrainedRun, clean: np.ndarray, fields: xr.DataArray, targets: dict,
+    settings: EvaluationSettings,
+) -> dict[str, list[tuple[float, float, float, float]]]:
+    """``(level, CKA, ARI, probe R^2)`` of clean against perturbed embeddings, per perturbation.
+
+    Each curve starts at level 0, the clean input. The mean probe R^2 of the targets from the
+    perturbed embeddings is kept beside the agreement: an embedding that ignores its input
+    agrees with itself under any perturbation, but carries no signal.
+    """
     rows = np.isfinite(clean).all(axis=1)
     model = kmeans(settings.k, 0).fit(clean[rows])
     clean_labels = model.predict(clean[rows])
+    start = (0.0, 1.0, 1.0, _mean_probe(clean, targets))
     curves = {}
     for kind, perturb in PERTURBATIONS.items():
         levels = settings.noise_levels if kind == "gaussian noise" else settings.missing_fractions
-        curves[kind] = []
+        curves[kind] = [start]
         for level in levels:
             perturbed = run.embed(perturb(fields, level, seed=1))
             both = rows & np.isfinite(perturbed).all(axis=1)
             agreement = clustering_agreement(
                 clean_labels[both[rows]], model.predict(perturbed[both])
             )
-            curves[kind].append((level, linear_cka(clean[both], perturbed[both]), agreement))
+            curves[kind].append((level, linear_cka(clean[both], perturbed[both]), agreement,
+                                 _mean_probe(perturbed, targets)))
     return curves
 
 
-def _robustness(models: _Models, fields: xr.DataArray, settings: EvaluationSettings) -> dict:
+def _robustness(
+    models: _Models, fields: xr.DataArray, targets: dict, settings: EvaluationSettings
+) -> dict:
     """The robustness curves of each main model's seed-0 run."""
     return {
-        name: _model_robustness(models.loaded[name], models.embeddings[name, 0], fields, settings)
+        name: _model_robustness(
+            models.loaded[name], models.embeddings[name, 0], fields, targets, settings
+        )
         for name in MAIN_MODELS
     }
 
@@ -482,7 +500,7 @@ def evaluate(
         data=data, settings=settings, efficiency=efficiency, stability=stability,
         cka_matrices=cka_matrices, probes=_probes(models, targets, baseline.pcs, fields["time"]),
         probe_targets=_describe_targets(has_factors, settings.index_files),
-        robustness=_robustness(models, fields, settings), ablations=_ablations(models, targets),
+        robustness=_robustness(models, fields, targets, settings), ablations=_ablations(models, targets),
         clustering=_regime_quality(models, labels, baseline, settings.k),
         histories={name: models.history(name) for name in models.variants}, labels=labels,
         mechanisms=mechanism_maps(models.loaded[FA], fields, labels[FA], settings.k),

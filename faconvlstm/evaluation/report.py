@@ -62,16 +62,23 @@ def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> str
     return _save(figure, path)
 
 
+ROBUSTNESS_ROWS = ("CKA clean vs perturbed", "ARI of regimes", "mean probe R^2")
+
+
 def plot_robustness(robustness: dict, path: Path) -> str:
+    """One column per perturbation; rows: CKA, ARI and the probes of perturbed embeddings."""
     kinds = list(next(iter(robustness.values())))
-    figure, axes = _figure((4 * len(kinds), 6), 2, len(kinds), squeeze=False)
+    figure, axes = _figure((4 * len(kinds), 8), len(ROBUSTNESS_ROWS), len(kinds), squeeze=False)
     for column, kind in enumerate(kinds):
         for name, curves in robustness.items():
-            levels, cka, agreement = zip(*curves[kind])
-            axes[0, column].plot(levels, cka, marker="o", label=name)
-            axes[1, column].plot(levels, agreement, marker="o", label=name)
-        axes[0, column].set(title=kind, ylabel="CKA clean vs perturbed", ylim=(0, 1.02))
-        axes[1, column].set(xlabel="level / fraction", ylabel="ARI of regimes", ylim=(-0.05, 1.02))
+            levels, *measures = zip(*curves[kind])
+            for row, values in enumerate(measures):
+                axes[row, column].plot(levels, values, marker="o", label=name)
+        for row, label in enumerate(ROBUSTNESS_ROWS):
+            axes[row, column].set(ylabel=label)
+            axes[row, column].set_ylim(-0.05 if row < 2 else None, 1.02)  # R^2 may be < 0
+        axes[0, column].set(title=kind)
+        axes[-1, column].set(xlabel="level / fraction")
     axes[0, 0].legend(fontsize=7)
     return _save(figure, path)
 
@@ -194,8 +201,9 @@ def _robustness_and_ablations(evaluation: Evaluation, out_dir: Path) -> list[str
     return [
         "## Robustness to perturbed inputs (seed 0)",
         "",
-        ("CKA between embeddings of clean and perturbed inputs and agreement (ARI) of the "
-        "regimes the clean KMeans assigns to them."),
+        ("CKA between embeddings of clean and perturbed inputs, agreement (ARI) of the "
+        "regimes the clean KMeans assigns to them, and the mean probe R^2 of the targets "
+        "above from the perturbed embeddings: agreement without signal is not robustness."),
         "",
         f"![robustness]({plot_robustness(evaluation.robustness, out_dir / 'robustness.png')})",
         "",
@@ -251,9 +259,11 @@ def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
 
 
 def _robustness_table(robustness: dict) -> list[str]:
+    """One row per model on clean inputs, then one per perturbation and level."""
     rows = {}
     for name, curves in robustness.items():
         for kind, curve in curves.items():
-            for level, cka, agreement in curve:
-                rows[f"{name}, {kind} {level:g}"] = {"CKA": cka, "ARI": agreement}
+            for level, cka, agreement, probe in curve:
+                row = f"{name}, clean" if level == 0 else f"{name}, {kind} {level:g}"
+                rows[row] = {"CKA": cka, "ARI": agreement, "mean probe R^2": probe}
     return markdown_table(rows, first="model, perturbation")

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from faconvlstm.cli import main
 from faconvlstm.data.synthetic import FACTORS, make_synthetic_dataset
 from faconvlstm.evaluation.harness import (
+    EvaluationSettings,
+    _model_robustness,
     _targets,
     _time_to_loss,
     convlstm_filters_matching,
@@ -46,6 +48,42 @@ def test_time_to_a_target_loss_adds_up_epoch_times():
     assert _time_to_loss(history, 0.6) == 5.0
     assert _time_to_loss(history, 0.4) == 9.0
     assert np.isnan(_time_to_loss(history, 0.1))
+
+
+class _StubRun:
+    """Embeds each timestep either as its field's spatial means or as a fixed random code."""
+
+    def __init__(self, faithful: bool):
+        self.faithful = faithful
+
+    def embed(self, fields: xr.DataArray) -> np.ndarray:
+        if self.faithful:
+            return fields.mean(["lat", "lon"], skipna=True).values
+        return np.random.default_rng(0).normal(size=(fields.sizes["time"], 3))
+
+
+def test_robustness_keeps_the_signal_beside_the_agreement(rng):
+    """An embedding that ignores its input agrees perfectly under every perturbation: only
+    the probe column shows that it carries nothing."""
+    time = xr.date_range("2000-01-01", periods=120, freq="D")
+    signal = np.cumsum(rng.normal(size=(120, 3)), axis=0)
+    values = signal[:, None, None, :] + 0.1 * rng.normal(size=(120, 6, 8, 3))
+    fields = xr.DataArray(values, dims=("time", "lat", "lon", "channel"),
+                          coords={"time": time, "channel": ["a", "b", "c"]})
+    targets = {"signal": signal[:, 0]}
+    settings = EvaluationSettings(noise_levels=(0.5,), missing_fractions=(0.25,), k=3)
+    for faithful in (True, False):
+        run = _StubRun(faithful)
+        curves = _model_robustness(run, run.embed(fields), fields, targets, settings)
+        assert set(curves) == {"gaussian noise", "missing cells", "missing timesteps"}
+        for curve in curves.values():
+            (clean_level, *_, clean_probe), (level, cka, agreement, probe) = curve
+            assert clean_level == 0.0 and level > 0
+            if faithful:
+                assert clean_probe > 0.9 and probe > 0.5
+            else:
+                assert cka == pytest.approx(1.0) and agreement == pytest.approx(1.0)
+                assert clean_probe < 0.2 and probe < 0.2
 
 
 SECTIONS = [
