@@ -48,7 +48,8 @@ from faconvlstm.pipeline.runs import PREPROCESSOR_FILE
 FA, CONVLSTM, CONVLSTM_MATCHED, EOF = "FA", "ConvLSTM2D", "ConvLSTM2D (matched)", "EOF"
 #: The models trained with every seed; the ablations are trained with seed 0 only.
 MAIN_MODELS = (FA, CONVLSTM, CONVLSTM_MATCHED)
-#: Each FA mechanism switched off in turn (model settings on top of the FA model's).
+#: Each FA mechanism switched off or changed in turn (model settings on top of the FA
+#: model's); :func:`model_variants` adds a bottleneck as wide as the filters.
 ABLATIONS = {
     "no multi-scale": {"layer_options": {"multiscale_dilations": [1]}},
     "no squeeze-excitation": {"layer_options": {"squeeze_excitation": False}},
@@ -56,6 +57,9 @@ ABLATIONS = {
     "no axial attention": {"layer_options": {"attention_every": 0}},
     "no seasonal encoding": {"harmonics": 0},
     "no orthogonality": {"orthogonality": 0.0},
+    "recurrent initializer glorot_uniform": {
+        "layer_options": {"recurrent_initializer": "glorot_uniform"}
+    },
 }
 PERTURBATIONS = {
     "gaussian noise": add_noise,
@@ -132,6 +136,9 @@ def model_variants(config: ModelConfig, ablations: bool) -> dict[str, dict]:
     }
     if ablations:
         variants.update({f"FA, {name}": settings for name, settings in ABLATIONS.items()})
+        variants["FA, full-width bottleneck"] = {
+            "layer_options": {"bottleneck": max(config.filters)}
+        }
     return variants
 
 

@@ -208,7 +208,7 @@ def _robustness_and_ablations(evaluation: Evaluation, out_dir: Path) -> list[str
         f"![robustness]({plot_robustness(evaluation.robustness, out_dir / 'robustness.png')})",
         "",
         *_robustness_table(evaluation.robustness),
-        "## Ablations (seed 0): each FA mechanism switched off",
+        "## Ablations (seed 0): each FA mechanism switched off or changed",
         "",
         *markdown_table(evaluation.ablations),
     ]
