@@ -251,7 +251,10 @@ def train(data, variables, run_dir, region, time_range, season, coarsen, log1p, 
         )
     if not result.is_chief:
         return
-    last = {key: f"{values[-1]:.4g}" for key, values in result.history.items() if values}
+    last = {  # the epoch times are summed up in "time"
+        f"final {key}": f"{values[-1]:.4g}" for key, values in result.history.items()
+        if values and key != "epoch_seconds"
+    }
     summary(
         f"Trained {run_dir}",
         {
