@@ -25,6 +25,9 @@ class TemporalSelfAttention(layers.Layer):
         ffn_multiplier: hidden width of the FFN as a multiple of ``d``.
         dropout: rate on the attention probabilities and on both residual branches (training).
         causal: whether step ``t`` attends only to steps ``<= t``.
+        gated_residuals: scale each residual branch by a learned scalar that starts at 0,
+            so the block starts as the identity and mixes in time only as far as training
+            finds it useful.
     """
 
     def __init__(
@@ -34,6 +37,7 @@ class TemporalSelfAttention(layers.Layer):
         ffn_multiplier: int = 2,
         dropout: float = 0.0,
         causal: bool = False,
+        gated_residuals: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -42,6 +46,7 @@ class TemporalSelfAttention(layers.Layer):
         self.ffn_multiplier = validation.positive_int(ffn_multiplier, "ffn_multiplier")
         self.dropout = validation.rate(dropout, "dropout")
         self.causal = bool(causal)
+        self.gated_residuals = bool(gated_residuals)
 
     def build(self, input_shape):
         sequence_shape, encoding_shape = self._check_shapes(input_shape)
@@ -73,6 +78,11 @@ class TemporalSelfAttention(layers.Layer):
         self.ffn_norm = layers.LayerNormalization(dtype=self.dtype_policy, name="ffn_norm")
         self.ffn_norm.build(sequence_shape)
         self.residual_dropout = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.residual_gates = None
+        if self.gated_residuals:
+            self.residual_gates = self.add_weight(
+                shape=(2,), name="residual_gates", initializer="zeros"
+            )
 
     def _check_shapes(self, input_shape):
         if len(input_shape) != 2 or len(input_shape[0]) != 3 or len(input_shape[1]) != 3:
@@ -93,9 +103,15 @@ class TemporalSelfAttention(layers.Layer):
         position = ops.matmul(ops.cast(encoding, self.compute_dtype), self.encoding_kernel)
         x = self.attention_norm(sequence) + position
         attended = self.attention(x, x, use_causal_mask=self.causal, training=training)
-        y = sequence + self.residual_dropout(attended, training=training)
+        y = sequence + self._gated(0, self.residual_dropout(attended, training=training))
         transformed = self.ffn_output(self.ffn_hidden(self.ffn_norm(y)))
-        return y + self.residual_dropout(transformed, training=training)
+        return y + self._gated(1, self.residual_dropout(transformed, training=training))
+
+    def _gated(self, index: int, branch):
+        """``branch`` times its learned gate (with ``gated_residuals``; else unchanged)."""
+        if self.residual_gates is None:
+            return branch
+        return branch * ops.cast(self.residual_gates[index], branch.dtype)
 
     def compute_output_shape(self, input_shape):
         sequence_shape, _ = self._check_shapes(input_shape)
@@ -109,4 +125,5 @@ class TemporalSelfAttention(layers.Layer):
             "ffn_multiplier": self.ffn_multiplier,
             "dropout": self.dropout,
             "causal": self.causal,
+            "gated_residuals": self.gated_residuals,
         }

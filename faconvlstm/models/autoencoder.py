@@ -49,7 +49,8 @@ class ModelConfig:
     grid: the encoder's input is padded by that many cells, circularly in longitude and by
     reflection in latitude, and its output cropped back, so the recurrent convolutions see
     across the dateline and over the poles instead of zeros. ``harmonics=0`` drops the seasonal
-    part of the positional encoding; ``temporal_attention=False`` drops the whole block.
+    part of the positional encoding; ``temporal_attention=False`` drops the whole block, and
+    ``temporal_gates`` starts its residual branches at zero (the block starts as the identity).
     ``input_skip`` lets the subspace head see the (masked) input frames beside the encoder's
     features; ``spatial_maps`` is the head's number of learned spatial maps. The decoder is
     an expansion on learned patterns (``decoder_patterns``) plus, with
@@ -67,6 +68,7 @@ class ModelConfig:
     embedding_dim: int = 16
     orthogonality: float = 1e-2
     temporal_attention: bool = True
+    temporal_gates: bool = True
     harmonics: int = 3
     position_dim: int = 8
     attention_heads: int = 2
@@ -189,7 +191,10 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
         encoding = SeasonalPositionalEncoding(
             config.harmonics, config.position_dim, name="positional_encoding"
         )(year_fraction)
-        z = TemporalSelfAttention(config.attention_heads, name="temporal_attention")([z, encoding])
+        z = TemporalSelfAttention(
+            config.attention_heads, gated_residuals=config.temporal_gates,
+            name="temporal_attention",
+        )([z, encoding])
     embedding = layers.Identity(name="embedding", dtype="float32")(z)
     reconstruction = FrameDecoder(
         config.grid, config.channels, config.decoder_filters, config.decoder_patterns,

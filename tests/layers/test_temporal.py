@@ -129,17 +129,20 @@ def reference_block(layer: TemporalSelfAttention, z, encoding) -> np.ndarray:
     probabilities /= probabilities.sum(-1, keepdims=True)
     attended = np.einsum("bhqs,bshk->bqhk", probabilities, value)
     attended = np.einsum("bqhk,hkd->bqd", attended, w["attention/attention_output/kernel"])
-    y = z + attended + w["attention/attention_output/bias"]
+    gates = w.get("residual_gates", np.ones(2))
+    y = z + gates[0] * (attended + w["attention/attention_output/bias"])
     normed = layer_norm(y, w["ffn_norm/gamma"], w["ffn_norm/beta"], epsilon)
     hidden = normed @ w["ffn_hidden/kernel"] + w["ffn_hidden/bias"]
     hidden = 0.5 * hidden * (1 + erf(hidden / np.sqrt(2)))
-    return y + hidden @ w["ffn_output/kernel"] + w["ffn_output/bias"]
+    return y + gates[1] * (hidden @ w["ffn_output/kernel"] + w["ffn_output/bias"])
 
 
 @pytest.mark.parametrize("causal", [True, False], ids=["causal", "non_causal"])
+@pytest.mark.parametrize("gated", [True, False], ids=["gated", "ungated"])
 @pytest.mark.backend
-def test_block_matches_numpy(rng, causal):
-    layer = TemporalSelfAttention(heads=2, key_dim=3, ffn_multiplier=3, causal=causal)
+def test_block_matches_numpy(rng, causal, gated):
+    layer = TemporalSelfAttention(heads=2, key_dim=3, ffn_multiplier=3, causal=causal,
+                                  gated_residuals=gated)
     z, encoding = sequences(rng)
     layer.build([z.shape, encoding.shape])
     for weight in layer.weights:
@@ -164,6 +167,21 @@ def test_causal_mode_ignores_the_future(rng, causal):
     assert np.abs(after[:, 3:] - before[:, 3:]).max() > 1e-3
 
 
+@pytest.mark.backend
+def test_gated_residuals_start_as_the_identity_and_learn_their_gates(rng):
+    from tests.layers.helpers import trainable_gradients
+
+    z, encoding = sequences(rng)
+    inputs = [keras.Input((None, WIDTH)), keras.Input((None, ENCODING))]
+    block = TemporalSelfAttention(gated_residuals=True)
+    model = keras.Model(inputs, block(inputs))
+    np.testing.assert_array_equal(attend(block, z, encoding), z)
+    target = rng.normal(size=z.shape).astype("float32")
+    gradients = trainable_gradients(model, [z, encoding], target)
+    gate_gradient = next(g for path, g in gradients.items() if path.endswith("residual_gates"))
+    assert np.all(np.abs(gate_gradient) > 1e-6)
+
+
 def test_encoding_changes_the_output(rng):
     layer = TemporalSelfAttention()
     z, encoding = sequences(rng)
@@ -180,10 +198,12 @@ def test_dropout_acts_only_in_training(rng):
 
 def test_attention_config_round_trip():
     layer = TemporalSelfAttention(heads=3, key_dim=5, ffn_multiplier=4, dropout=0.2,
-                                  causal=True, name="temporal")
+                                  causal=True, gated_residuals=True, name="temporal")
     config = layer.get_config()
-    assert {k: config[k] for k in ("heads", "key_dim", "ffn_multiplier", "dropout", "causal")} == {
-        "heads": 3, "key_dim": 5, "ffn_multiplier": 4, "dropout": 0.2, "causal": True}
+    names = ("heads", "key_dim", "ffn_multiplier", "dropout", "causal", "gated_residuals")
+    assert {k: config[k] for k in names} == {
+        "heads": 3, "key_dim": 5, "ffn_multiplier": 4, "dropout": 0.2, "causal": True,
+        "gated_residuals": True}
     assert TemporalSelfAttention.from_config(config).get_config() == config
 
 
