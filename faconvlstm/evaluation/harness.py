@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from faconvlstm.data.calendar import year_fraction
 from faconvlstm.data.indices import align_index, read_indices
 from faconvlstm.data.io import open_dataset, standardize_axes
 from faconvlstm.data.preprocessing import Preprocessor
-from faconvlstm.data.splits import Split
+from faconvlstm.data.splits import Split, WindowAdapted
 from faconvlstm.data.synthetic import FACTORS, SYNTHETIC_VARIABLES, write_synthetic_dataset
 from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.errors import InputError
@@ -255,14 +256,17 @@ def _train(
     plan = [(name, seed) for name in MAIN_MODELS for seed in range(settings.seeds)]
     plan += [(name, 0) for name in variants if name not in MAIN_MODELS]
     results = {}
-    for name, seed in plan:
+    for index, (name, seed) in enumerate(plan):
         training = TrainingSettings(
             epochs=settings.epochs, batch_size=settings.batch_size, seed=seed,
             log1p=settings.log1p, anomalies=settings.anomalies, detrend=settings.detrend,
         )
         model = {**settings.model, **variants[name]}
-        results[name, seed] = fit(data, run_directory(out_dir, name, seed), model, training,
-                                  progress)
+        with warnings.catch_warnings():
+            if index:  # every run splits the same data: say how the window adapted once
+                warnings.simplefilter("ignore", WindowAdapted)
+            results[name, seed] = fit(data, run_directory(out_dir, name, seed), model,
+                                      training, progress)
     return results
 
 

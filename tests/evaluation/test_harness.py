@@ -43,6 +43,27 @@ def test_the_matched_twin_has_the_nearest_parameter_count():
     assert gaps[chosen] == min(gaps.values())
 
 
+def test_evaluate_says_once_how_the_window_adapted(monkeypatch, tmp_path):
+    """Every model splits the same data: one WindowAdapted warning, not one per model."""
+    import warnings
+
+    from faconvlstm.data.splits import WindowAdapted
+    from faconvlstm.evaluation import harness
+
+    def adapting_fit(data, run_dir, model, training, progress):
+        warnings.warn("The window is 8 timesteps, not the 16 requested", WindowAdapted)
+        return run_dir
+
+    monkeypatch.setattr(harness, "fit", adapting_fit)
+    settings = EvaluationSettings(seeds=2)
+    variants = {name: {} for name in (*harness.MAIN_MODELS, "FA, no peepholes")}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = harness._train(None, tmp_path, settings, variants, progress=False)
+    assert len(results) == 7
+    assert [type(w.message) for w in caught] == [WindowAdapted]
+
+
 def test_time_to_a_target_loss_adds_up_epoch_times():
     history = {"loss": [1.0, 0.6, 0.4, 0.5], "epoch_seconds": [2.0, 3.0, 4.0, 5.0]}
     assert _time_to_loss(history, 0.6) == 5.0
