@@ -372,6 +372,7 @@ def test_train_and_evaluate_share_the_selection_and_model_options():
                   "--stride", "--validation-years", "--cell", "--attention-every",
                   "--anomalies", "--detrend", "--seed", "--precision", "--devices", "--help"],
         "evaluate": ["--vars", "--out", "--seeds", "--epochs", "--k", *shared, "--anomalies",
+                     "--detrend",
                      "--ablations", "--index", "--help"],
     }
     for command, names in expected.items():
