@@ -32,7 +32,6 @@ def _winter_means() -> DataSelection:
     return DataSelection(str(path), ["sst"])
 
 
-@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::faconvlstm.data.splits.WindowAdapted")
 def test_embeddings_of_real_winter_sst_carry_its_leading_eof(tmp_path):
     data = _winter_means()

@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent("""
     histories = {}
     for devices in (1, 2):
         settings = TrainingSettings(epochs=2, batch_size=8, window_stride=9, validation_years=1,
-                                    devices=devices)
+                                    min_epoch_steps=1, devices=devices)
         run = fit(selection, f"{out}/devices{devices}", model, settings, progress=False)
         histories[devices] = run.history
     try:
