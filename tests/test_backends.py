@@ -10,39 +10,47 @@ import pytest
 import faconvlstm
 from faconvlstm import backends
 
-PRINT_BACKEND = "import faconvlstm; print(faconvlstm.backend())"
-
-
-def run_fresh(env_overrides: dict, tmp_path) -> str:
-    """The backend a fresh interpreter picks, with a clean Keras home."""
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    env.update(KERAS_HOME=str(tmp_path / "keras_home"), **env_overrides)
-    result = subprocess.run([sys.executable, "-c", PRINT_BACKEND], capture_output=True,
-                            text=True, env=env, timeout=300, check=True)
-    return result.stdout.strip().splitlines()[-1]
-
 
 def test_unset_backend_defaults_to_torch(tmp_path):
-    assert run_fresh({}, tmp_path) == "torch"
+    """End to end, in a fresh interpreter with a clean Keras home."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["KERAS_HOME"] = str(tmp_path / "keras_home")
+    result = subprocess.run(
+        [sys.executable, "-c", "import faconvlstm; print(faconvlstm.backend())"],
+        capture_output=True, text=True, env=env, timeout=300, check=True,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "torch"
 
 
-def test_keras_backend_variable_wins(tmp_path):
-    assert run_fresh({"KERAS_BACKEND": "jax"}, tmp_path) == "jax"
-
-
-def test_keras_config_file_wins(tmp_path):
+def choose_before_keras(monkeypatch, tmp_path, keras_json: dict | None = None) -> str | None:
+    """What :func:`backends.choose_default_backend` leaves in ``KERAS_BACKEND`` when Keras is
+    not imported yet, with a Keras home holding ``keras_json`` (none when None)."""
     home = tmp_path / "keras_home"
     home.mkdir()
-    (home / "keras.json").write_text(json.dumps({"backend": "jax"}))
-    assert run_fresh({}, tmp_path) == "jax"
+    if keras_json is not None:
+        (home / "keras.json").write_text(json.dumps(keras_json))
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.delitem(sys.modules, "keras")
+    backends.choose_default_backend()
+    return os.environ.get("KERAS_BACKEND")
 
 
-def test_keras_config_naming_a_missing_backend_is_not_a_choice(tmp_path):
+def test_keras_backend_variable_wins(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert choose_before_keras(monkeypatch, tmp_path) == "jax"
+
+
+def test_keras_config_file_wins(monkeypatch, tmp_path):
+    """The package sets nothing, so Keras takes the file's backend."""
+    monkeypatch.delenv("KERAS_BACKEND")
+    assert choose_before_keras(monkeypatch, tmp_path, {"backend": "jax"}) is None
+
+
+def test_keras_config_naming_a_missing_backend_is_not_a_choice(monkeypatch, tmp_path):
     """Keras writes "tensorflow" into a new keras.json; without TensorFlow that is no choice."""
-    home = tmp_path / "keras_home"
-    home.mkdir()
-    (home / "keras.json").write_text(json.dumps({"backend": "not_an_installed_backend"}))
-    assert run_fresh({}, tmp_path) == "torch"
+    monkeypatch.delenv("KERAS_BACKEND")
+    keras_json = {"backend": "not_an_installed_backend"}
+    assert choose_before_keras(monkeypatch, tmp_path, keras_json) == "torch"
 
 
 def test_choose_default_backend_does_nothing_once_keras_is_imported(monkeypatch):

@@ -274,18 +274,3 @@ def test_the_training_memory_estimate_uses_the_layers_own_bottleneck():
 def test_the_training_memory_estimate_of_a_global_grid_exceeds_a_workstation():
     era5 = ModelConfig(channels=6, grid=(721, 1440))
     assert training_memory_bytes(era5, batch_size=8) > 100 * 2**30
-
-
-@pytest.mark.parametrize(
-    "cell", ["fa", pytest.param("convlstm", marks=on_the_default_backend_only("CI time"))]
-)
-def test_the_training_memory_estimate_is_within_3x_of_the_measured_peak(rng, cell):
-    """A loose check only: the estimate's accuracy is measured by
-    benchmarks/memory_estimate.py (figures in BENCHMARKS.md)."""
-    from faconvlstm.evaluation.memory import peak_training_memory
-
-    config = ModelConfig(channels=3, grid=(32, 48), window=8, cell=cell)
-    inputs = random_inputs(rng, config, batch=4)
-    measured = peak_training_memory(config.to_dict(), inputs) * 2**20
-    estimated = training_memory_bytes(config, batch_size=4)
-    assert measured / 3 <= estimated <= 3 * measured

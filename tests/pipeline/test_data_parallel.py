@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from click.testing import CliRunner
 
 import faconvlstm
+from faconvlstm.cli import main
 from faconvlstm.errors import InputError
 from faconvlstm.layers.normalization import BatchStandardization
 from faconvlstm.models import ModelConfig, build_autoencoder
@@ -83,15 +85,14 @@ TIME = ["2000-01-01", "2001-11-16"]
 def test_two_torchrun_processes_give_the_loss_curves_of_one(synthetic_file, tmp_path):
     data = file_with_gaps(synthetic_file, tmp_path / "gaps.nc")
     two = tmp_path / "two"
-    completed = subprocess.run(
-        [sys.executable, "-m", "faconvlstm", "train", str(data), "--vars", ",".join(VARIABLES),
-         "--time", ":".join(TIME), "--out", str(two), "--epochs", "2", "--filters", "4",
-         "--embedding-dim", "4", "--window", "8", "--stride", "9", "--batch-size", "8",
-         "--validation-years", "1", "--devices", "2"],
-        env={**os.environ, "KERAS_BACKEND": "torch"}, capture_output=True, text=True,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stderr.count("Trained ") == 1  # one summary
+    # The command launches the two processes from this one.
+    launched = CliRunner().invoke(main, [
+        "train", str(data), "--vars", ",".join(VARIABLES), "--time", ":".join(TIME), "--out",
+        str(two), "--epochs", "2", "--filters", "4", "--embedding-dim", "4", "--window", "8",
+        "--stride", "9", "--batch-size", "8", "--validation-years", "1", "--devices", "2",
+    ])
+    assert launched.exit_code == 0, launched.output[-3000:]
+    assert launched.output.count("Trained ") == 1  # one summary
     one = fit(DataSelection(str(data), VARIABLES, time=TIME), tmp_path / "one", MODEL,
               TrainingSettings(epochs=2, batch_size=8, window_stride=9, validation_years=1),
               progress=False)

@@ -9,8 +9,10 @@ import sys
 import time
 
 import numpy as np
+from click.testing import CliRunner
 
 import faconvlstm
+from faconvlstm.cli import main
 from faconvlstm.pipeline import embed, fit
 from faconvlstm.pipeline.runs import PROGRESS_FILE, load_checkpoint
 from tests.conftest import MODEL, SETTINGS, VARIABLES, on_the_default_backend_only
@@ -18,12 +20,18 @@ from tests.conftest import MODEL, SETTINGS, VARIABLES, on_the_default_backend_on
 EPOCHS = 3
 
 
-def train_command(data, run_dir) -> list[str]:
+def train_arguments(data, run_dir) -> list[str]:
+    """``faconvlstm train`` arguments of a small run of :data:`EPOCHS` epochs."""
     return [
-        sys.executable, "-m", "faconvlstm", "train", str(data), "--vars", ",".join(VARIABLES),
-        "--out", str(run_dir), "--epochs", str(EPOCHS), "--filters", "4", "--embedding-dim",
-        "4", "--window", "8", "--stride", "8", "--batch-size", "8",
+        "train", str(data), "--vars", ",".join(VARIABLES), "--out", str(run_dir), "--epochs",
+        str(EPOCHS), "--filters", "4", "--embedding-dim", "4", "--window", "8", "--stride", "8",
+        "--batch-size", "8",
     ]
+
+
+def train_in_this_process(data, run_dir) -> None:
+    result = CliRunner().invoke(main, train_arguments(data, run_dir))
+    assert result.exit_code == 0, result.output
 
 
 def subprocess_environment() -> dict:
@@ -37,8 +45,10 @@ def epochs_done(run_dir) -> int:
         return 0
 
 
-def kill_during_second_epoch(command, run_dir, delay: float) -> None:
-    """Start training, SIGKILL it ``delay`` seconds after its first epoch is saved."""
+def kill_during_second_epoch(data, run_dir, delay: float) -> None:
+    """Start training in a child process, SIGKILL it ``delay`` seconds after its first epoch
+    is saved."""
+    command = [sys.executable, "-m", "faconvlstm", *train_arguments(data, run_dir)]
     process = subprocess.Popen(command, env=subprocess_environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -61,14 +71,13 @@ def final_weights(run_dir) -> list[np.ndarray]:
     "tested below); three JAX processes would add a minute to CI"
 )
 def test_a_run_killed_by_sigkill_resumes_to_the_uninterrupted_result(tmp_path, synthetic_file):
+    """The killed process is a child; the uninterrupted and the resumed runs train in this
+    process, through the same command."""
     uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
-    subprocess.run(train_command(synthetic_file, uninterrupted), env=subprocess_environment(),
-                   check=True, capture_output=True)
-    kill_during_second_epoch(train_command(synthetic_file, killed), killed, delay=0.2)
+    train_in_this_process(synthetic_file, uninterrupted)
+    kill_during_second_epoch(synthetic_file, killed, delay=0.2)
     assert epochs_done(killed) < EPOCHS
-    resumed = subprocess.run(train_command(synthetic_file, killed), env=subprocess_environment(),
-                             capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
+    train_in_this_process(synthetic_file, killed)
     assert epochs_done(killed) == EPOCHS
     expected = json.loads((uninterrupted / PROGRESS_FILE).read_text())["history"]
     history = json.loads((killed / PROGRESS_FILE).read_text())["history"]
