@@ -61,7 +61,9 @@ def _fit_transform(model: EOF, train_fields: xr.DataArray, fields: xr.DataArray)
         return model.transform(fields).transpose("time", "mode")
 
 
-def _eof_dataset(model: EOF, scores: xr.DataArray, fields: xr.DataArray) -> xr.Dataset:
+def _eof_dataset(
+    model: EOF, scores: xr.DataArray, fields: xr.DataArray, training_steps: int
+) -> xr.Dataset:
     patterns = model.components().transpose("mode", "lat", "lon", "channel")
     return xr.Dataset(
         {
@@ -82,7 +84,10 @@ def _eof_dataset(model: EOF, scores: xr.DataArray, fields: xr.DataArray) -> xr.D
             ),
         },
         coords={axis: fields[axis] for axis in ("time", "lat", "lon", "channel")},
-        attrs={"title": "EOF principal components", "weighting": "sqrt(cos(lat))"},
+        attrs={
+            "title": "EOF principal components", "weighting": "sqrt(cos(lat))",
+            "training_steps": training_steps,
+        },
     )
 
 
@@ -99,7 +104,8 @@ def eof_embeddings(train_fields: xr.DataArray, fields: xr.DataArray, n_modes: in
     Returns a Dataset in the format of the pipeline's ``embed``: ``embeddings (time, embedding)``
     (the principal components, in the units of the weighted fields) with the time coordinate of
     ``fields``, plus the patterns ``eofs (embedding, lat, lon, channel)`` (unit norm in weighted
-    space) and ``explained_variance_ratio (embedding)`` of the training fields, largest first.
+    space) and ``explained_variance_ratio (embedding)`` of the training fields, largest first;
+    the attribute ``training_steps`` is the number of training times the EOFs were fitted on.
     """
     check_fields(train_fields)
     check_fields(fields)
@@ -110,7 +116,25 @@ def eof_embeddings(train_fields: xr.DataArray, fields: xr.DataArray, n_modes: in
     train_fields = train_fields.astype("float64").where(valid)
     filled = fields.astype("float64").fillna(train_fields.mean("time")).where(valid)
     model = EOF(n_modes=n_modes, use_coslat=True, random_state=0)
-    return _eof_dataset(model, _fit_transform(model, train_fields, filled), fields)
+    scores = _fit_transform(model, train_fields, filled)
+    return _eof_dataset(model, scores, fields, int(train_fields.sizes["time"]))
+
+
+def separated_modes(explained_variance: np.ndarray, samples: int) -> np.ndarray:
+    """Whether each EOF stands apart from its neighbours: ``(modes,)`` bool.
+
+    North's rule of thumb: an eigenvalue ``l`` estimated from ``samples`` independent samples
+    has a sampling error of about ``l * sqrt(2 / samples)``; a mode whose gap to the previous
+    or the next eigenvalue is no larger mixes with that neighbour, so its pattern and PC are
+    not determined by the data (the last mode is compared with the previous one only). Serial
+    correlation lowers the effective sample count, so with ``samples`` the number of
+    timesteps the test is lenient.
+    """
+    values = np.asarray(explained_variance, dtype="float64")
+    error = values * np.sqrt(2.0 / positive_int(samples, "samples"))
+    gap_before = np.concatenate([[np.inf], values[:-1] - values[1:]])
+    gap_after = np.concatenate([values[:-1] - values[1:], [np.inf]])
+    return (gap_before > error) & (gap_after > error)
 
 
 def component_regimes(components: np.ndarray, k: int, seed: int = 0) -> np.ndarray:

@@ -29,7 +29,7 @@ from faconvlstm.data.windows import WindowDataset, training_starts
 from faconvlstm.errors import InputError
 from faconvlstm.evaluation.cost import layer_macs
 from faconvlstm.evaluation.demo import factor_targets
-from faconvlstm.evaluation.eof import component_regimes, eof_embeddings
+from faconvlstm.evaluation.eof import component_regimes, eof_embeddings, separated_modes
 from faconvlstm.evaluation.mechanisms import mechanism_maps
 from faconvlstm.evaluation.memory import peak_training_memory
 from faconvlstm.evaluation.perturbations import add_noise, drop_cells, drop_timesteps
@@ -102,6 +102,8 @@ class Evaluation:
     cka_matrices: dict[str, np.ndarray]
     probes: dict[str, dict[str, tuple[float, float]]]
     probe_targets: str
+    #: EOF PC targets that North's rule does not separate from a neighbouring EOF.
+    unseparated_targets: list[str]
     robustness: dict[str, dict[str, list[tuple[float, float, float]]]]
     ablations: dict[str, dict[str, float]]
     clustering: dict[str, dict[str, float]]
@@ -228,11 +230,13 @@ class _Models:
 
 @dataclasses.dataclass
 class _Baseline:
-    """The preprocessed fields of FA seed 0, their leading EOF PCs and KMeans regimes on them."""
+    """The preprocessed fields of FA seed 0, their leading EOF PCs, KMeans regimes on them and
+    whether each EOF is separated from its neighbours (:func:`separated_modes`)."""
 
     preprocessed: xr.DataArray
     pcs: np.ndarray
     labels: np.ndarray
+    separated: np.ndarray
 
 
 def _with_synthetic_data(
@@ -305,7 +309,8 @@ def _eof_baseline(fields: xr.DataArray, models: _Models, k: int) -> _Baseline:
     train_fields = preprocessor.transform(Split.from_json(run.split).parts(fields)[0])
     eof = eof_embeddings(train_fields, preprocessed, models.config.embedding_dim)
     pcs = eof[EMBEDDING_VARIABLE].values
-    return _Baseline(preprocessed, pcs, component_regimes(pcs, k))
+    separated = separated_modes(eof["explained_variance_ratio"].values, eof.attrs["training_steps"])
+    return _Baseline(preprocessed, pcs, component_regimes(pcs, k), separated)
 
 
 def _probe_targets(
@@ -479,6 +484,11 @@ def _regime_quality(
     return table
 
 
+def _unseparated(separated: np.ndarray) -> list[str]:
+    """The probed EOF PCs whose EOF is not separated from a neighbour."""
+    return [f"EOF PC {i + 1}" for i in range(PROBED_PCS) if not separated[i]]
+
+
 def _describe_targets(has_factors: bool, index_files: list[str]) -> str:
     described = "ground-truth factors" if has_factors else f"leading {PROBED_PCS} EOF PCs"
     return described + (" and the given indices" if index_files else "")
@@ -511,6 +521,7 @@ def evaluate(
         data=data, settings=settings, efficiency=efficiency, stability=stability,
         cka_matrices=cka_matrices, probes=_probes(models, targets, baseline.pcs, fields["time"]),
         probe_targets=_describe_targets(has_factors, settings.index_files),
+        unseparated_targets=[] if has_factors else _unseparated(baseline.separated),
         robustness=_robustness(models, fields, targets, settings),
         ablations=_ablations(models, targets),
         clustering=_regime_quality(models, labels, baseline, settings.k),

@@ -193,7 +193,20 @@ def _interpretability(evaluation: Evaluation, out_dir: Path) -> list[str]:
         "standard deviation over seeds. The seasonal encoding alone is the floor."),
         "",
         *markdown_table(evaluation.probes),
+        *_unseparated_lines(evaluation.unseparated_targets),
         *_mechanism_lines(evaluation.mechanisms, out_dir),
+    ]
+
+
+def _unseparated_lines(targets: list[str]) -> list[str]:
+    if not targets:
+        return []
+    return [
+        (f"Not separated: {', '.join(targets)}. By North's rule of thumb the eigenvalue of "
+         "its EOF lies within its sampling error (l * sqrt(2 / N), N the training steps) of a "
+         "neighbouring one, so the data do not determine that mode and its probe measures an "
+         "arbitrary mix of modes."),
+        "",
     ]
 
 

@@ -7,7 +7,7 @@ import xarray as xr
 from sklearn.metrics import adjusted_rand_score
 
 from faconvlstm.errors import InputError
-from faconvlstm.evaluation.eof import eof_embeddings, eof_regimes
+from faconvlstm.evaluation.eof import eof_embeddings, eof_regimes, separated_modes
 
 STEPS, LATS, LONS, CHANNELS = 240, 10, 12, 2
 LAT = np.linspace(-67.5, 67.5, LATS)
@@ -91,6 +91,17 @@ def test_output_has_the_format_of_embed(rng):
     assert result["eofs"].dims == ("embedding", "lat", "lon", "channel")
     assert result["eofs"].shape == (4, LATS, LONS, CHANNELS)
     assert result["explained_variance_ratio"].dims == ("embedding",)
+    assert result.attrs["training_steps"] == STEPS
+
+
+def test_modes_within_their_sampling_error_of_a_neighbour_are_not_separated():
+    # Gaps 0.2, 0.05 and 0.2 against errors l * sqrt(2 / 50) = 0.2 l: 0.1, 0.06, 0.05, 0.01.
+    spectrum = np.array([0.5, 0.3, 0.25, 0.05])
+    np.testing.assert_array_equal(separated_modes(spectrum, 50), [True, False, False, True])
+    # Four times the samples halve the errors: 0.03 < 0.05, every mode stands apart.
+    np.testing.assert_array_equal(separated_modes(spectrum, 200), [True] * 4)
+    with pytest.raises(InputError, match="samples"):
+        separated_modes(spectrum, 0)
 
 
 def test_land_cells_are_left_out_and_missing_values_filled(rng):
