@@ -202,10 +202,10 @@ def _unseparated_lines(targets: list[str]) -> list[str]:
     if not targets:
         return []
     return [
-        (f"Not separated: {', '.join(targets)}. By North's rule of thumb the eigenvalue of "
-         "its EOF lies within its sampling error (l * sqrt(2 / N), N the training steps) of a "
-         "neighbouring one, so the data do not determine that mode and its probe measures an "
-         "arbitrary mix of modes."),
+        (f"Not separated: {', '.join(targets)}. By North's rule of thumb each of their EOFs "
+         "has an eigenvalue within its sampling error (l * sqrt(2 / N), N the training steps) "
+         "of a neighbour's, so the data fix only the subspace of such neighbours, not each "
+         "mode: read their probes together."),
         "",
     ]
 
