@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""Pipeline speed: the autoencoder's training step and embedding pass, FA against its twin.
+
+For each size, the default autoencoder (``faconvlstm.models.build_autoencoder``) with the FA
+encoder and with the ConvLSTM2D twin (same filters) is timed in the same process, on random
+inputs shaped like the pipeline's batches:
+
+* the training step: median wall time of ``train_on_batch`` on ``--batch`` windows, after
+  ``--warmup`` untimed steps, with the pipeline's optimizer (Adam);
+* the embedding pass: median time of the encoder half on batches of 32 windows, reported per
+  1000 timesteps (``embed`` takes one window per timestep: each from its centered window);
+* each part alone: a model of that part's own layers (the same objects, shared weights)
+  trained one step on random inputs and targets of its shapes (forward, backward, Adam on its
+  weights): the recurrent encoder, the subspace head, the temporal attention (with the
+  positional encoding) and the decoder with the masked loss; "rest" is the full step minus
+  their sum (the optimizer on all weights at once, framework overhead);
+* loading: median time to serve one training batch from preprocessed fields in memory
+  (``WindowDataset``, shuffled; ``benchmarks/loader_throughput.py`` streams from a store).
+
+Sizes: ``demo`` (the demo's 24 x 36 grid, 6 channels, filters 16,16) and ``realistic``
+(64 x 96, 6 channels, filters 32,32). Examples::
+
+    python benchmarks/pipeline_speed.py
+    python benchmarks/pipeline_speed.py --sizes demo --steps 3 --warmup 1
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+SIZES = {
+    "demo": {"grid": (24, 36), "channels": 6, "filters": (16, 16)},
+    "realistic": {"grid": (64, 96), "channels": 6, "filters": (32, 32)},
+}
+CELLS = {"fa": "FA", "convlstm": "ConvLSTM2D twin"}
+PARTS = ("encoder", "head", "temporal attention", "decoder and loss")
+EMBED_BATCH = 32
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="torch", choices=["torch", "jax", "tensorflow"])
+    parser.add_argument("--sizes", default="demo,realistic",
+                        help="Comma-separated, of: " + ", ".join(SIZES))
+    parser.add_argument("--batch", type=int, default=8, help="Training windows per step.")
+    parser.add_argument("--window", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5, help="Timed steps per measurement.")
+    parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    return parser.parse_args()
+
+
+def median_seconds(function, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def model_inputs(rng, config, batch: int) -> dict:
+    """Random normalized frames, cos-latitude weights and year fractions, as batches are."""
+    shape = (batch, config.window, *config.grid, config.channels)
+    weights = np.cos(np.linspace(-1.2, 1.2, config.grid[0]))[None, None, :, None, None]
+    return {
+        "frames": rng.normal(size=shape).astype("float32"),
+        "weights": np.broadcast_to(weights, shape).astype("float32"),
+        "year_fraction": rng.random((batch, config.window)).astype("float32"),
+    }
+
+
+def part_models(autoencoder, config) -> dict:
+    """One trainable model per part, built from the autoencoder's own layer objects."""
+    window, grid, channels = config.window, config.grid, config.channels
+    frames = keras.Input((window, *grid, channels + 1))
+    hidden = frames
+    for layer in encoder_layers(autoencoder):
+        hidden = layer(hidden)
+    head = autoencoder.get_layer("subspace_head")
+    features = keras.Input((window, *grid, config.filters[-1] + channels))
+    pooling = keras.Input((window, *grid))
+    z = keras.Input((window, config.embedding_dim))
+    year_fraction = keras.Input((window,))
+    encoding = autoencoder.get_layer("positional_encoding")(year_fraction)
+    attended = autoencoder.get_layer("temporal_attention")([z, encoding])
+    target, weights = keras.Input((window, *grid, channels)), keras.Input((window, *grid, channels))
+    decoded = autoencoder.get_layer("decoder")(z)
+    reconstruction = autoencoder.get_layer("reconstruction")([decoded, target, weights])
+    return {
+        "encoder": (keras.Model(frames, hidden), "mse"),
+        "head": (keras.Model([features, pooling], head([features, pooling])), "mse"),
+        "temporal attention": (keras.Model([z, year_fraction], attended), "mse"),
+        "decoder and loss": (keras.Model([z, target, weights], reconstruction), None),
+    }
+
+
+def random_like(rng, tensors) -> list:
+    return [rng.normal(size=(BATCH, *t.shape[1:])).astype("float32") for t in tensors]
+
+
+def part_seconds(autoencoder, config, rng, arguments) -> dict[str, float]:
+    seconds = {}
+    for name, (model, loss) in part_models(autoencoder, config).items():
+        model.compile(optimizer=keras.optimizers.Adam(), loss=loss)
+        inputs = random_like(rng, model.inputs)
+        if name == "temporal attention":
+            inputs[1] = rng.random(inputs[1].shape).astype("float32")
+        if name == "decoder and loss":
+            inputs[2] = np.abs(inputs[2])
+        inputs = inputs[0] if len(inputs) == 1 else inputs
+        targets = None if loss is None else random_like(rng, [model.outputs[0]])[0]
+        seconds[name] = median_seconds(lambda: model.train_on_batch(inputs, targets),
+                                       arguments.steps, arguments.warmup)
+    return seconds
+
+
+def loading_seconds(config, rng, arguments) -> float:
+    steps = 20 * config.window
+    time_axis = xr.date_range("2000-01-01", periods=steps, freq="D")
+    values = rng.normal(size=(steps, *config.grid, config.channels)).astype("float32")
+    fields = xr.DataArray(
+        values, dims=("time", "lat", "lon", "channel"),
+        coords={"time": time_axis, "lat": np.linspace(-60, 60, config.grid[0]),
+                "lon": np.linspace(0, 360, config.grid[1], endpoint=False),
+                "channel": [f"c{i}" for i in range(config.channels)]},
+    )
+    starts = np.arange(steps - config.window + 1)
+    batches = WindowDataset(fields, config.window, starts, arguments.batch, shuffle=True)
+    indices = iter(range(len(batches)))
+    return median_seconds(lambda: batches[next(indices) % len(batches)],
+                          arguments.steps, arguments.warmup)
+
+
+def measure(size: str, cell: str, arguments) -> dict:
+    rng = np.random.default_rng(0)
+    config = ModelConfig(window=arguments.window, cell=cell, **SIZES[size])
+    autoencoder = build_autoencoder(config)
+    autoencoder.compile(optimizer=keras.optimizers.Adam())
+    batch = model_inputs(rng, config, arguments.batch)
+    step = median_seconds(lambda: autoencoder.train_on_batch(batch), arguments.steps,
+                          arguments.warmup)
+    encoder = embedding_model(autoencoder)
+    windows = model_inputs(rng, config, EMBED_BATCH)
+    embed = median_seconds(lambda: encoder.predict_on_batch(windows), arguments.steps,
+                           arguments.warmup)
+    parts = part_seconds(autoencoder, config, rng, arguments)
+    parts["rest"] = step - sum(parts.values())
+    return {"step": step, "embed per 1000 steps": embed * 1000 / EMBED_BATCH, "parts": parts,
+            "loading": loading_seconds(config, rng, arguments),
+            "encoder parameters": encoder_parameters(autoencoder)}
+
+
+def print_table(size: str, results: dict) -> None:
+    fa, twin = results["fa"], results["convlstm"]
+    grid = "x".join(map(str, SIZES[size]["grid"]))
+    print(f"\n## {size}: {grid} grid, {SIZES[size]['channels']} channels, filters "
+          f"{','.join(map(str, SIZES[size]['filters']))}, batch {BATCH}, window {WINDOW}\n")
+    print("| measurement | FA | ConvLSTM2D twin | twin / FA |")
+    print("| --- | ---: | ---: | ---: |")
+    rows = [("training step (s)", fa["step"], twin["step"]),
+            ("embedding, per 1000 timesteps (s)", fa["embed per 1000 steps"],
+             twin["embed per 1000 steps"])]
+    rows += [(f"part: {name} (s)", fa["parts"][name], twin["parts"][name])
+             for name in (*PARTS, "rest")]
+    rows.append(("loading one batch, in memory (s)", fa["loading"], twin["loading"]))
+    for label, ours, theirs in rows:
+        print(f"| {label} | {ours:.4f} | {theirs:.4f} | {theirs / ours:.2f} |")
+    print(f"| encoder parameters | {fa['encoder parameters']:,} | "
+          f"{twin['encoder parameters']:,} | "
+          f"{twin['encoder parameters'] / fa['encoder parameters']:.1f} |")
+
+
+def main(arguments) -> None:
+    print(f"backend {keras.backend.backend()}, {arguments.threads} threads, "
+          f"{arguments.steps} timed steps after {arguments.warmup} (medians)")
+    for size in arguments.sizes.split(","):
+        if size not in SIZES:
+            sys.exit(f"Unknown size {size!r}; expected some of {sorted(SIZES)}.")
+        print_table(size, {cell: measure(size, cell, arguments) for cell in CELLS})
+
+
+if __name__ == "__main__":
+    ARGUMENTS = parse_arguments()
+    os.environ["KERAS_BACKEND"] = ARGUMENTS.backend
+    os.environ.setdefault("OMP_NUM_THREADS", str(ARGUMENTS.threads))
+    import keras
+    import numpy as np
+    import xarray as xr
+
+    if ARGUMENTS.backend == "torch":
+        import torch
+
+        torch.set_num_threads(ARGUMENTS.threads)
+    from faconvlstm.data.windows import WindowDataset
+    from faconvlstm.models import ModelConfig, build_autoencoder, embedding_model
+    from faconvlstm.models.autoencoder import encoder_layers, encoder_parameters
+
+    BATCH, WINDOW = ARGUMENTS.batch, ARGUMENTS.window
+    main(ARGUMENTS)
