@@ -99,21 +99,22 @@ def part_models(autoencoder, config) -> dict:
     }
 
 
-def random_like(rng, tensors) -> list:
-    return [rng.normal(size=(BATCH, *t.shape[1:])).astype("float32") for t in tensors]
+def random_like(rng, tensors, batch: int) -> list:
+    """Random arrays of ``batch`` samples shaped like the symbolic ``tensors``."""
+    return [rng.normal(size=(batch, *t.shape[1:])).astype("float32") for t in tensors]
 
 
 def part_seconds(autoencoder, config, rng, arguments) -> dict[str, float]:
     seconds = {}
     for name, (model, loss) in part_models(autoencoder, config).items():
         model.compile(optimizer=keras.optimizers.Adam(), loss=loss)
-        inputs = random_like(rng, model.inputs)
+        inputs = random_like(rng, model.inputs, arguments.batch)
         if name == "temporal attention":
             inputs[1] = rng.random(inputs[1].shape).astype("float32")
         if name == "decoder and loss":
             inputs[2] = np.abs(inputs[2])
         inputs = inputs[0] if len(inputs) == 1 else inputs
-        targets = None if loss is None else random_like(rng, [model.outputs[0]])[0]
+        targets = None if loss is None else random_like(rng, model.outputs, arguments.batch)[0]
         seconds[name] = median_seconds(lambda: model.train_on_batch(inputs, targets),
                                        arguments.steps, arguments.warmup)
     return seconds
@@ -155,11 +156,12 @@ def measure(size: str, cell: str, arguments) -> dict:
             "encoder parameters": encoder_parameters(autoencoder)}
 
 
-def print_table(size: str, results: dict) -> None:
+def print_table(size: str, results: dict, arguments) -> None:
     fa, twin = results["fa"], results["convlstm"]
     grid = "x".join(map(str, SIZES[size]["grid"]))
     print(f"\n## {size}: {grid} grid, {SIZES[size]['channels']} channels, filters "
-          f"{','.join(map(str, SIZES[size]['filters']))}, batch {BATCH}, window {WINDOW}\n")
+          f"{','.join(map(str, SIZES[size]['filters']))}, batch {arguments.batch}, window "
+          f"{arguments.window}\n")
     print("| measurement | FA | ConvLSTM2D twin | twin / FA |")
     print("| --- | ---: | ---: | ---: |")
     rows = [("training step (s)", fa["step"], twin["step"]),
@@ -181,7 +183,7 @@ def main(arguments) -> None:
     for size in arguments.sizes.split(","):
         if size not in SIZES:
             sys.exit(f"Unknown size {size!r}; expected some of {sorted(SIZES)}.")
-        print_table(size, {cell: measure(size, cell, arguments) for cell in CELLS})
+        print_table(size, {cell: measure(size, cell, arguments) for cell in CELLS}, arguments)
 
 
 if __name__ == "__main__":
@@ -200,5 +202,4 @@ if __name__ == "__main__":
     from faconvlstm.models import ModelConfig, build_autoencoder, embedding_model
     from faconvlstm.models.autoencoder import encoder_layers, encoder_parameters
 
-    BATCH, WINDOW = ARGUMENTS.batch, ARGUMENTS.window
     main(ARGUMENTS)
