@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import faconvlstm
+from faconvlstm.allocator import keep_freed_memory
 from faconvlstm.errors import INPUT_ERRORS
 
 console = Console(stderr=True)
@@ -117,10 +118,16 @@ def parse_time(text: str | None) -> list[str] | None:
 
 @click.group(name="faconvlstm")
 @click.version_option(faconvlstm.__version__, prog_name="faconvlstm")
-def main():
+@click.option("--tune-allocator/--system-allocator", default=True, show_default=True,
+              envvar="FACONVLSTM_TUNE_ALLOCATOR",
+              help="Keep freed memory in the process (glibc), which speeds up training on CPU "
+              "at the cost of holding on to the peak memory; see docs/layer.md.")
+def main(tune_allocator: bool):
     """Spatiotemporal embeddings of gridded climate data with FAConvLSTM."""
+    allocator = keep_freed_memory() if tune_allocator else "unchanged (--system-allocator)"
     console.print(
-        f"[dim]faconvlstm {faconvlstm.__version__} on the Keras '{faconvlstm.backend()}' backend[/]"
+        f"[dim]faconvlstm {faconvlstm.__version__} on the Keras '{faconvlstm.backend()}' "
+        f"backend; allocator {allocator}[/]"
     )
 
 
