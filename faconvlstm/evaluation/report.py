@@ -14,6 +14,14 @@ from faconvlstm.data.storage import atomic_path
 from faconvlstm.evaluation.harness import FA, Evaluation, run_directory
 from faconvlstm.pipeline import cluster
 from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
+from faconvlstm.pipeline.plots import (
+    colour_bar,
+    draw_field,
+    map_figure,
+    panel_columns,
+    save_png,
+    symmetric_limit,
+)
 
 REPORT_FILE = "report.md"
 
@@ -48,9 +56,7 @@ def _figure(figsize: tuple[float, float], rows: int = 1, columns: int = 1, **sub
 
 
 def _save(figure: Figure, path: Path) -> str:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=90, format="png")
-    return path.name
+    return save_png(figure, path).name
 
 
 def plot_losses(histories: dict[str, dict[str, list[float]]], path: Path) -> str:
@@ -104,7 +110,7 @@ def plot_channel_weights(mechanisms: xr.Dataset, path: Path) -> str:
     left.set(title="squeeze-excitation weight per regime", xlabel="bottleneck channel",
              ylabel="regime", yticks=range(weights.sizes["cluster"]))
     figure.colorbar(image, ax=left)
-    limit = float(np.abs(projection.values).max()) or 1.0
+    limit = symmetric_limit(projection.values)
     image = right.imshow(projection.values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     right.set(title="input projection (variables -> bottleneck)", xlabel="bottleneck channel",
               yticks=range(projection.sizes["channel"]), yticklabels=projection["channel"].values)
@@ -113,19 +119,20 @@ def plot_channel_weights(mechanisms: xr.Dataset, path: Path) -> str:
 
 
 def plot_attention(mechanisms: xr.Dataset, path: Path) -> str:
-    """Attention received by each cell per regime, relative to uniform (1), on one scale."""
+    """Attention received by each cell per regime, relative to uniform (1), as maps on one
+    scale symmetric about 1."""
     attention = mechanisms["attention"]
     k = attention.sizes["cluster"]
-    figure, axes = _figure((3.4 * k, 2.8), 1, k, squeeze=False)
-    spread = float(np.nanmax(np.abs(attention.values - 1.0))) or 1e-6
-    for regime, axis in enumerate(axes[0]):
-        mesh = axis.pcolormesh(
-            attention["lon"], attention["lat"], attention.isel(cluster=regime), cmap="RdBu_r",
-            vmin=1.0 - spread, vmax=1.0 + spread, shading="auto",
-        )
-        axis.set(title=f"regime {regime}", xlabel="lon")
-    axes[0, 0].set(ylabel="lat")
-    figure.colorbar(mesh, ax=axes[0, -1], label="attention received / uniform")
+    columns = panel_columns(attention["lat"], attention["lon"], k)
+    figure, axes = map_figure(attention["lat"], attention["lon"], math.ceil(k / columns), columns)
+    spread = symmetric_limit(attention.values, center=1.0)
+    for regime, axis in enumerate(axes.flat):
+        if regime >= k:
+            axis.set_visible(False)
+            continue
+        mesh = draw_field(axis, attention.isel(cluster=regime), 1.0, spread)
+        axis.set_title(f"regime {regime}", fontsize=8)
+    colour_bar(figure, mesh, axes.flat[:k], "attention received / uniform")
     return _save(figure, path)
 
 
