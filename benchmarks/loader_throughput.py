@@ -9,7 +9,10 @@ measures, in windows per second:
   shuffled training batch is read and preprocessed from disk);
 * the loader on fields already in memory;
 * one training step of the autoencoder with the FA encoder and with the ConvLSTM2D twin
-  (same filters), on batches from the loader (median after ``--warmup`` steps).
+  (same filters), on batches from the loader (median after ``--warmup`` steps);
+* the FA autoencoder's ``fit`` for ``--fit-steps`` steps, time per step, on fields in memory,
+  streamed with the background read-ahead (the default), and streamed without it: the
+  difference to in memory is what loading costs each step.
 
 A loader/model ratio above 1 means the loader outpaces training. Examples::
 
@@ -40,6 +43,7 @@ def parse_arguments():
     parser.add_argument("--batches", type=int, default=20, help="Batches timed per loader.")
     parser.add_argument("--steps", type=int, default=5, help="Training steps timed per model.")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--fit-steps", type=int, default=10, help="Steps of each timed fit.")
     return parser.parse_args()
 
 
@@ -65,6 +69,21 @@ def training_windows_per_second(config, batch, steps: int, warmup: int) -> float
         model.train_on_batch(batch)
         times.append(time.perf_counter() - started)
     return len(batch["frames"]) / statistics.median(times)
+
+
+def fit_seconds_per_step(config, dataset, steps: int, warmup: int) -> float:
+    """Wall time per step of ``fit`` on ``dataset`` (one epoch of ``steps``), after a fit of
+    ``warmup`` steps."""
+    import keras
+
+    from faconvlstm.models import build_autoencoder
+
+    model = build_autoencoder(config)
+    model.compile(optimizer=keras.optimizers.Adam())
+    model.fit(dataset, epochs=1, steps_per_epoch=max(warmup, 1), verbose=0)
+    started = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    return (time.perf_counter() - started) / steps
 
 
 def main():
@@ -98,6 +117,19 @@ def main():
         in_memory_rate = windows_per_second(in_memory, arguments.batches)
         batch = in_memory[0]
         size_mib = fields.nbytes / 2**20
+        fa_config = ModelConfig(channels=len(VARIABLES), grid=(arguments.nlat, arguments.nlon),
+                                window=arguments.window, cell="fa")
+        fit_datasets = {"fields in memory": in_memory}
+        windows.IN_MEMORY_BYTES = 0
+        fit_datasets["streamed, read ahead"] = WindowDataset(
+            preprocessed, arguments.window, starts, arguments.batch, shuffle=True)
+        fit_datasets["streamed, in the loop"] = WindowDataset(
+            preprocessed, arguments.window, starts, arguments.batch, shuffle=True, workers=1,
+            max_queue_size=0)
+        fit_steps = {
+            name: fit_seconds_per_step(fa_config, dataset, arguments.fit_steps, arguments.warmup)
+            for name, dataset in fit_datasets.items()
+        }
 
     model_rates = {}
     for name, cell in (("FA", "fa"), ("ConvLSTM2D", "convlstm")):
@@ -118,6 +150,10 @@ def main():
         print(f"{'training step, ' + name:<34}{rate:>10.1f}")
     for name, rate in model_rates.items():
         print(f"streaming loader / {name} training: {streaming_rate / rate:.1f}x")
+    print(f"\nFA fit, {arguments.fit_steps} steps{'':<14}{'s/step':>10}{'loading':>10}")
+    base = fit_steps["fields in memory"]
+    for name, seconds in fit_steps.items():
+        print(f"{name:<34}{seconds:>10.3f}{(seconds - base) / base:>+10.1%}")
 
 
 if __name__ == "__main__":

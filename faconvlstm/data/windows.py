@@ -9,6 +9,9 @@ nearest the center, so a day's embedding does not depend on where a window happe
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -20,6 +23,10 @@ from faconvlstm.errors import InputError
 
 #: Fields smaller than this are loaded into memory once; larger ones are read window by window.
 IN_MEMORY_BYTES = 1 << 30
+#: Batches of streamed fields read ahead in background threads (a bounded queue), and the
+#: threads reading them, so that reading overlaps the training step.
+PREFETCH_BATCHES = 4
+PREFETCH_THREADS = 2
 
 
 def training_starts(time: xr.DataArray, window: int, stride: int = 1) -> np.ndarray:
@@ -74,7 +81,9 @@ class WindowDataset(keras.utils.PyDataset):
     over the windows (each in its own order) as it takes to serve at least that many batches,
     so short data still give an epoch enough optimizer steps. Fields
     under :data:`IN_MEMORY_BYTES` are loaded once; larger (dask-backed) ones are read window
-    by window, so a file larger than memory streams.
+    by window, so a file larger than memory streams, and Keras' ``fit``/``predict`` then read
+    up to :data:`PREFETCH_BATCHES` batches ahead in :data:`PREFETCH_THREADS` threads (the
+    ``workers`` and ``max_queue_size`` of ``keras.utils.PyDataset``, which ``kwargs`` may set).
     """
 
     def __init__(
@@ -91,13 +100,16 @@ class WindowDataset(keras.utils.PyDataset):
         min_batches: int = 0,
         **kwargs,
     ):
+        self.streams = fields.nbytes > IN_MEMORY_BYTES
+        if self.streams:
+            kwargs = {"workers": PREFETCH_THREADS, "max_queue_size": PREFETCH_BATCHES, **kwargs}
         super().__init__(**kwargs)
         if shard[1] > 1 and (not drop_remainder or batch_size % shard[1]):
             raise InputError(
                 f"A batch of {batch_size} windows cannot be served in {shard[1]} equal parts; "
                 "sharding needs drop_remainder and a batch size that is a multiple of the parts."
             )
-        self.fields = fields.load() if fields.nbytes <= IN_MEMORY_BYTES else fields
+        self.fields = fields if self.streams else fields.load()
         self.window = window
         self.starts = np.asarray(starts, dtype=int)
         self.batch_size = batch_size
@@ -144,6 +156,21 @@ class WindowDataset(keras.utils.PyDataset):
             "weights": (valid * self.cell_area).astype("float32"),
             "year_fraction": self.year_fraction[chosen[:, None] + np.arange(self.window)],
         }
+
+    def batches(self) -> Iterator[dict[str, np.ndarray]]:
+        """Every batch in order; streamed fields are read up to :attr:`max_queue_size`
+        batches ahead in a background thread (for loops outside Keras' ``fit``)."""
+        depth = self.max_queue_size if self.streams else 0
+        if not depth:
+            yield from (self[index] for index in range(len(self)))
+            return
+        with ThreadPoolExecutor(1) as pool:
+            pending = deque(pool.submit(self.__getitem__, i) for i in range(min(depth, len(self))))
+            for index in range(len(self)):
+                batch = pending.popleft().result()
+                if index + depth < len(self):
+                    pending.append(pool.submit(self.__getitem__, index + depth))
+                yield batch
 
     def _read(self, starts: np.ndarray) -> np.ndarray:
         """The float32 values of the windows at ``starts``: ``(B, window, lat, lon, channel)``.

@@ -8,11 +8,13 @@ the regimes. :mod:`faconvlstm.evaluation.report` writes the result as Markdown a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,23 @@ PERTURBATIONS = {
 PROBED_PCS = 3
 
 
+#: The stages of an evaluation whose wall time the report gives: training, then what is
+#: measured after it.
+STAGES = (
+    "training", "embedding the data with every run", "EOFs, probes, stability, regimes",
+    "robustness (perturbed inputs re-embedded)", "efficiency (peak memory in fresh processes)",
+    "mechanism maps",
+)
+
+
+@contextlib.contextmanager
+def _timed(stages: dict[str, float], stage: str) -> Iterator[None]:
+    """Adds the wall time of the ``with`` block to ``stages[stage]``."""
+    clock = time.perf_counter()
+    yield
+    stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - clock
+
+
 @dataclasses.dataclass
 class EvaluationSettings:
     """What ``evaluate`` trains and measures."""
@@ -113,6 +132,8 @@ class Evaluation:
     embeddings: dict[tuple[str, int], np.ndarray]
     time: xr.DataArray
     seconds: float
+    #: Wall time of each stage (:data:`STAGES`), in seconds.
+    stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def convlstm_filters_matching(config: ModelConfig, parameters: int) -> int:
@@ -276,24 +297,25 @@ def _train(
 
 def _trained_models(
     data: DataSelection, fields: xr.DataArray, out_dir: Path, settings: EvaluationSettings,
-    progress: bool,
+    progress: bool, stages: dict[str, float],
 ) -> _Models:
-    """Train every model of :func:`model_variants` and embed ``fields`` with each run."""
+    """Train every model of :func:`model_variants` and embed ``fields`` with each run (timed
+    into ``stages``)."""
     config = ModelConfig(
         channels=fields.sizes["channel"],
         grid=(fields.sizes["lat"], fields.sizes["lon"]),
         **settings.model,
     )
     variants = model_variants(config, settings.ablations)
-    results = _train(data, out_dir, settings, variants, progress)
+    with _timed(stages, STAGES[0]):
+        results = _train(data, out_dir, settings, variants, progress)
     # The window the data let the runs train with (shorter than the requested on short data).
     config = dataclasses.replace(config, window=results[FA, 0].split["window"])
     embeddings, inference, loaded = {}, {}, {}
     for (name, seed), result in results.items():
-        clock = time.perf_counter()
-        run = TrainedRun(result.run_dir)
-        embeddings[name, seed] = run.embed(fields)
-        inference[name, seed] = time.perf_counter() - clock
+        with _timed(inference, (name, seed)), _timed(stages, STAGES[1]):
+            run = TrainedRun(result.run_dir)
+            embeddings[name, seed] = run.embed(fields)
         if seed == 0:  # the robustness and mechanism maps use the first seed's models
             loaded[name] = run
     return _Models(config, variants, range(settings.seeds), results, embeddings, inference,
@@ -510,22 +532,30 @@ def evaluate(
     data, settings = _with_synthetic_data(data, out_dir, settings)
     fields = data.load().load()
     index_targets = _index_targets(settings.index_files, fields["time"])  # before any training
-    models = _trained_models(data, fields, out_dir, settings, progress)
-    baseline = _eof_baseline(fields, models, settings.k)
-    targets, has_factors = _probe_targets(data, fields["time"], baseline.pcs)
-    targets.update(index_targets)
-    efficiency = _efficiency(models, baseline.preprocessed, settings.batch_size)
-    stability, cka_matrices, labels = _stability(models, settings.k)
-    labels[EOF] = baseline.labels
+    stages: dict[str, float] = {}
+    models = _trained_models(data, fields, out_dir, settings, progress, stages)
+    with _timed(stages, STAGES[2]):
+        baseline = _eof_baseline(fields, models, settings.k)
+        targets, has_factors = _probe_targets(data, fields["time"], baseline.pcs)
+        targets.update(index_targets)
+        stability, cka_matrices, labels = _stability(models, settings.k)
+        labels[EOF] = baseline.labels
+        probes = _probes(models, targets, baseline.pcs, fields["time"])
+        ablations = _ablations(models, targets)
+        clustering = _regime_quality(models, labels, baseline, settings.k)
+    with _timed(stages, STAGES[3]):
+        robustness = _robustness(models, fields, targets, settings)
+    with _timed(stages, STAGES[4]):
+        efficiency = _efficiency(models, baseline.preprocessed, settings.batch_size)
+    with _timed(stages, STAGES[5]):
+        mechanisms = mechanism_maps(models.loaded[FA], fields, labels[FA], settings.k)
     return Evaluation(
         data=data, settings=settings, efficiency=efficiency, stability=stability,
-        cka_matrices=cka_matrices, probes=_probes(models, targets, baseline.pcs, fields["time"]),
+        cka_matrices=cka_matrices, probes=probes,
         probe_targets=_describe_targets(has_factors, settings.index_files),
         unseparated_targets=[] if has_factors else _unseparated(baseline.separated),
-        robustness=_robustness(models, fields, targets, settings),
-        ablations=_ablations(models, targets),
-        clustering=_regime_quality(models, labels, baseline, settings.k),
+        robustness=robustness, ablations=ablations, clustering=clustering,
         histories={name: models.history(name) for name in models.variants}, labels=labels,
-        mechanisms=mechanism_maps(models.loaded[FA], fields, labels[FA], settings.k),
-        embeddings=models.embeddings, time=fields["time"], seconds=time.perf_counter() - started,
+        mechanisms=mechanisms, embeddings=models.embeddings, time=fields["time"],
+        seconds=time.perf_counter() - started, stage_seconds=stages,
     )

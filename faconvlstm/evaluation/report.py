@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 import faconvlstm
 from faconvlstm.data.storage import atomic_path
-from faconvlstm.evaluation.harness import FA, Evaluation, run_directory
+from faconvlstm.evaluation.harness import FA, STAGES, Evaluation, run_directory
 from faconvlstm.pipeline import cluster
 from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
 from faconvlstm.pipeline.plots import (
@@ -170,7 +170,19 @@ def _header(evaluation: Evaluation, command: str) -> list[str]:
         f"wall time {evaluation.seconds / 60:.1f} min"),
         "- Every figure below was computed in this run.",
         "",
+        *_stage_lines(evaluation),
     ]
+
+
+def _stage_lines(evaluation: Evaluation) -> list[str]:
+    """The wall time of each stage, and of the measurements after training against it."""
+    stages = evaluation.stage_seconds
+    if not stages:
+        return []
+    after = sum(seconds for stage, seconds in stages.items() if stage != STAGES[0])
+    rows = {stage: {"min": seconds / 60} for stage, seconds in stages.items()}
+    rows["all measurements after training"] = {"min": after / 60}
+    return ["Wall time by stage:", "", *markdown_table(rows, first="stage")]
 
 
 def _efficiency_and_stability(evaluation: Evaluation, out_dir: Path) -> list[str]:

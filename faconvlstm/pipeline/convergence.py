@@ -135,8 +135,7 @@ def reconstruction_r2(autoencoder: keras.Model, batches) -> float:
     """Fraction of the (area-weighted, valid) variance of standardized fields that the
     autoencoder's reconstruction explains over ``batches`` (a ``WindowDataset``)."""
     residual = total = 0.0
-    for index in range(len(batches)):
-        batch = batches[index]
+    for batch in batches.batches():
         reconstruction = autoencoder.predict_on_batch(batch)["reconstruction"]
         frames, weights = batch["frames"], batch["weights"]
         residual += float(np.sum(weights * (frames - np.asarray(reconstruction)) ** 2))

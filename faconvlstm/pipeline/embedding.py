@@ -69,12 +69,12 @@ class TrainedRun:
         fields = self.preprocess(fields)
         window = self.config.window
         starts, step_window, step_offset = center_windows(fields["time"], window)
-        batches = WindowDataset(fields, window, starts, batch_size) if starts.size else []
+        windows = WindowDataset(fields, window, starts, batch_size) if starts.size else None
         computed: dict[str, list[np.ndarray]] = {}
         with progress_bar(transient=True, disable=not progress) as bar:
-            task = bar.add_task("embedding", total=len(batches), status="")
-            for index in range(len(batches)):
-                for name, values in compute(batches[index]).items():
+            task = bar.add_task("embedding", total=len(windows) if windows else 0, status="")
+            for batch in windows.batches() if windows else ():
+                for name, values in compute(batch).items():
                     computed.setdefault(name, []).append(np.asarray(values))
                 bar.advance(task)
         covered = step_window >= 0

@@ -1,9 +1,12 @@
 """Sliding windows: coverage, gaps, centring, and the batches they serve."""
 
+import time
+
 import numpy as np
 import pytest
 import xarray as xr
 
+from faconvlstm.data import windows
 from faconvlstm.data.calendar import year_fraction
 from faconvlstm.data.windows import WindowDataset, center_windows, training_starts
 from faconvlstm.errors import InputError
@@ -93,3 +96,44 @@ def test_shards_split_every_batch_into_equal_consecutive_parts(rng):
         np.testing.assert_array_equal(joined, whole[index]["frames"])
     with pytest.raises(InputError, match="cannot be served in 3 equal parts"):
         WindowDataset(fields, 4, starts, shard=(0, 3), **settings)
+
+
+class RecordedReads(WindowDataset):
+    """A window dataset that records which batches were read, in order."""
+
+    def __init__(self, *args, **kwargs):
+        self.reads: list[int] = []
+        super().__init__(*args, **kwargs)
+
+    def __getitem__(self, index: int):
+        self.reads.append(index)
+        return super().__getitem__(index)
+
+
+def test_streamed_batches_are_read_ahead_in_order_with_a_bounded_queue(rng, monkeypatch):
+    monkeypatch.setattr(windows, "IN_MEMORY_BYTES", 0)
+    fields = make_fields(rng, days=40)
+    streamed = RecordedReads(fields, 4, np.arange(36), batch_size=2)
+    assert (streamed.workers, streamed.max_queue_size) == (
+        windows.PREFETCH_THREADS, windows.PREFETCH_BATCHES
+    )  # what Keras' fit and predict read ahead with
+    batches = streamed.batches()
+    first = next(batches)
+    ahead = list(range(windows.PREFETCH_BATCHES + 1))  # the one served and the queue behind it
+    deadline = time.monotonic() + 10
+    while len(streamed.reads) < len(ahead) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # time to read further, were the queue unbounded
+    assert streamed.reads == ahead
+    served = [first, *batches]
+    assert len(served) == len(streamed) == 18
+    for index, batch in enumerate(served):
+        np.testing.assert_array_equal(batch["frames"], streamed[index]["frames"])
+
+
+def test_fields_in_memory_are_read_in_the_caller_s_thread(rng):
+    in_memory = RecordedReads(make_fields(rng, days=40), 4, np.arange(36), batch_size=2)
+    assert in_memory.workers == 1  # Keras then reads in its own loop, without threads
+    batches = in_memory.batches()
+    next(batches)
+    assert in_memory.reads == [0]

@@ -178,6 +178,8 @@ def test_evaluate_writes_every_section_of_the_report(tmp_path, monkeypatch):
     assert "EOF PC 1" in report
     assert "index factor_enso" in report
     assert "--seeds 2" in report  # the command is named
+    for stage in (*harness.STAGES, "all measurements after training"):
+        assert re.search(rf"\| {re.escape(stage)} \| \d", report), stage
 
 
 def test_evaluate_needs_two_seeds(tmp_path):

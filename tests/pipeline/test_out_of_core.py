@@ -1,5 +1,6 @@
 """Training and embedding stream a Zarr store larger than the memory cap, window by window."""
 
+import threading
 import tracemalloc
 
 import numpy as np
@@ -58,9 +59,21 @@ def test_reading_for_training_and_embedding_streams_the_store(zarr_store, monkey
 
 @on_the_default_backend_only("the loader is backend-independent; training on JAX is tested elsewhere")
 def test_train_and_embed_run_from_the_store_under_the_cap(zarr_store, tmp_path, monkeypatch):
+    """... with the streamed batches read ahead in background threads, in training (Keras'
+    ``fit``) and in embedding."""
     selection, data_bytes = zarr_store
     monkeypatch.setattr(windows, "IN_MEMORY_BYTES", data_bytes // 3)
+    reading_threads = []
+    read = WindowDataset.__getitem__
+
+    def recorded_read(self, index):
+        if self.streams:  # smaller parts (the validation year) are loaded, and read in line
+            reading_threads.append(threading.current_thread() is threading.main_thread())
+        return read(self, index)
+
+    monkeypatch.setattr(WindowDataset, "__getitem__", recorded_read)
     run = fit(selection, tmp_path / "run", MODEL,
               TrainingSettings(epochs=1, window_stride=64, validation_years=1), progress=False)
     embeddings = embed(run.run_dir, time=["2007-01-01", "2007-03-31"])["embeddings"]
     assert embeddings.shape == (90, 4) and np.isfinite(embeddings.values).all()
+    assert reading_threads and not any(reading_threads)
