@@ -10,9 +10,10 @@ measures, in windows per second:
 * the loader on fields already in memory;
 * one training step of the autoencoder with the FA encoder and with the ConvLSTM2D twin
   (same filters), on batches from the loader (median after ``--warmup`` steps);
-* the FA autoencoder's ``fit`` for ``--fit-steps`` steps, time per step, on fields in memory,
-  streamed with the background read-ahead (the default), and streamed without it: the
-  difference to in memory is what loading costs each step.
+* the FA autoencoder's ``fit`` for ``--fit-steps`` steps, time per step (median of 3 rounds
+  that take the three in turn, one model), on fields in memory, streamed with the
+  background read-ahead (the default), and streamed without it: the difference to in memory
+  is what loading costs each step. The process keeps freed memory, as the command line does.
 
 A loader/model ratio above 1 means the loader outpaces training. Examples::
 
@@ -43,7 +44,7 @@ def parse_arguments():
     parser.add_argument("--batches", type=int, default=20, help="Batches timed per loader.")
     parser.add_argument("--steps", type=int, default=5, help="Training steps timed per model.")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--fit-steps", type=int, default=10, help="Steps of each timed fit.")
+    parser.add_argument("--fit-steps", type=int, default=5, help="Steps of each timed fit.")
     return parser.parse_args()
 
 
@@ -71,19 +72,25 @@ def training_windows_per_second(config, batch, steps: int, warmup: int) -> float
     return len(batch["frames"]) / statistics.median(times)
 
 
-def fit_seconds_per_step(config, dataset, steps: int, warmup: int) -> float:
-    """Wall time per step of ``fit`` on ``dataset`` (one epoch of ``steps``), after a fit of
-    ``warmup`` steps."""
+def fit_seconds_per_step(config, datasets: dict, steps: int, warmup: int,
+                         rounds: int = 3) -> dict[str, float]:
+    """Median wall time per step of ``fit`` (one epoch of ``steps``) on each dataset: one
+    model, warmed up by ``warmup`` steps, then ``rounds`` rounds that take the datasets in
+    turn, so that drift over the run falls on all of them alike."""
     import keras
 
     from faconvlstm.models import build_autoencoder
 
     model = build_autoencoder(config)
     model.compile(optimizer=keras.optimizers.Adam())
-    model.fit(dataset, epochs=1, steps_per_epoch=max(warmup, 1), verbose=0)
-    started = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-    return (time.perf_counter() - started) / steps
+    model.fit(next(iter(datasets.values())), epochs=1, steps_per_epoch=max(warmup, 1), verbose=0)
+    times = {name: [] for name in datasets}
+    for _ in range(rounds):
+        for name, dataset in datasets.items():
+            started = time.perf_counter()
+            model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+            times[name].append((time.perf_counter() - started) / steps)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main():
@@ -91,6 +98,7 @@ def main():
     os.environ["KERAS_BACKEND"] = arguments.backend
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import faconvlstm
+    from faconvlstm.allocator import keep_freed_memory
     from faconvlstm.data import windows
     from faconvlstm.data.preprocessing import make_preprocessor
     from faconvlstm.data.synthetic import make_synthetic_dataset
@@ -98,6 +106,7 @@ def main():
     from faconvlstm.models import ModelConfig
     from faconvlstm.pipeline import DataSelection
 
+    keep_freed_memory()
     with tempfile.TemporaryDirectory() as directory:
         store = Path(directory) / "synthetic.zarr"
         dataset = make_synthetic_dataset(
@@ -126,10 +135,8 @@ def main():
         fit_datasets["streamed, in the loop"] = WindowDataset(
             preprocessed, arguments.window, starts, arguments.batch, shuffle=True, workers=1,
             max_queue_size=0)
-        fit_steps = {
-            name: fit_seconds_per_step(fa_config, dataset, arguments.fit_steps, arguments.warmup)
-            for name, dataset in fit_datasets.items()
-        }
+        fit_steps = fit_seconds_per_step(fa_config, fit_datasets, arguments.fit_steps,
+                                         arguments.warmup)
 
     model_rates = {}
     for name, cell in (("FA", "fa"), ("ConvLSTM2D", "convlstm")):
