@@ -98,15 +98,20 @@ def map_figure(lat, lon, rows: int, columns: int):
     axes = figure.subplots(rows, columns, squeeze=False, subplot_kw=keywords)
     for axis in axes.flat:
         _frame(axis, lat, lon)
-        if not keywords:
+        if not _is_map(axis):
             axis.label_outer()  # the panels share their extent: ticks on the outer ones
     return figure, axes
+
+
+def _is_map(axis) -> bool:
+    """Whether ``axis`` is a cartopy map (it has a projection) rather than plain axes."""
+    return hasattr(axis, "projection")
 
 
 def _frame(axis, lat: np.ndarray, lon: np.ndarray) -> None:
     """Extent, coastlines and lat/lon ticks of one panel (equal degrees on both axes)."""
     box = [float(lon.min()), float(lon.max()), float(lat.min()), float(lat.max())]
-    if not cartopy_available():
+    if not _is_map(axis):
         axis.set(xlim=box[:2], ylim=box[2:], xlabel="lon", ylabel="lat")
         axis.set_aspect("equal")
         axis.tick_params(labelsize=6)
@@ -127,7 +132,7 @@ def draw_field(axis, field: xr.DataArray, center: float, limit: float, cmap: str
     """``field`` (lat, lon) as a mesh on ``axis``, coloured from ``center - limit`` to
     ``center + limit``; returns the mesh for a colour bar."""
     keywords = {}
-    if cartopy_available():
+    if _is_map(axis):
         import cartopy.crs as ccrs
 
         keywords["transform"] = ccrs.PlateCarree()
