@@ -17,6 +17,9 @@ inputs shaped like the pipeline's batches:
 * loading: median time to serve one training batch from preprocessed fields in memory
   (``WindowDataset``, shuffled; ``benchmarks/loader_throughput.py`` streams from a store).
 
+The process keeps freed memory, as the ``faconvlstm`` command does by default
+(``faconvlstm.allocator``); ``--system-allocator`` measures with glibc's own settings.
+
 Sizes: ``demo`` (the demo's 24 x 36 grid, 6 channels, filters 16,16) and ``realistic``
 (64 x 96, 6 channels, filters 32,32). Examples::
 
@@ -49,6 +52,9 @@ def parse_arguments():
     parser.add_argument("--steps", type=int, default=5, help="Timed steps per measurement.")
     parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="Leave glibc's allocator settings as they are (by default the "
+                             "process keeps freed memory, as the faconvlstm command does).")
     return parser.parse_args()
 
 
@@ -178,8 +184,10 @@ def print_table(size: str, results: dict, arguments) -> None:
 
 
 def main(arguments) -> None:
+    allocator = "unchanged" if arguments.system_allocator else keep_freed_memory()
     print(f"backend {keras.backend.backend()}, {arguments.threads} threads, "
-          f"{arguments.steps} timed steps after {arguments.warmup} (medians)")
+          f"{arguments.steps} timed steps after {arguments.warmup} (medians), "
+          f"allocator {allocator}")
     for size in arguments.sizes.split(","):
         if size not in SIZES:
             sys.exit(f"Unknown size {size!r}; expected some of {sorted(SIZES)}.")
@@ -198,6 +206,7 @@ if __name__ == "__main__":
         import torch
 
         torch.set_num_threads(ARGUMENTS.threads)
+    from faconvlstm.allocator import keep_freed_memory
     from faconvlstm.data.windows import WindowDataset
     from faconvlstm.models import ModelConfig, build_autoencoder, embedding_model
     from faconvlstm.models.autoencoder import encoder_layers, encoder_parameters

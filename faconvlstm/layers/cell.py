@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from keras import activations, constraints, initializers, ops, random, regularizers
+import keras
+from keras import (
+    activations, backend, constraints, initializers, ops, random, regularizers,
+)
 from keras.layers import Layer
 from keras.random import SeedGenerator
 
@@ -205,9 +208,18 @@ class FAConvLSTM2DCell(Layer):
         self._dropout_masks = (None, None)
 
     def call(self, inputs, states):
-        """One step: ``(inputs (B, H', W', r + 1), [h, c]) -> (h_t, [h_t, c_t])``."""
+        """One step: ``(inputs (B, H', W', r + 1), [h, c]) -> (h_t, [h_t, c_t])``.
+
+        On JAX the step is rematerialized: the backward pass recomputes its intermediates
+        from ``inputs`` and ``[h, c]`` instead of keeping them for every step of the scan.
+        """
+        step = keras.remat(self._step) if backend.backend() == "jax" else self._step
+        h, c = step(inputs, *states)
+        return h, [h, c]
+
+    def _step(self, inputs, h_prev, c_prev):
+        """:meth:`call`'s computation: ``(h_t, c_t)``."""
         projected, attend = inputs[..., : self.bottleneck], inputs[0, 0, 0, self.bottleneck]
-        h_prev, c_prev = states
         input_mask, recurrent_mask = self._dropout_masks
         if input_mask is not None:
             projected = projected * input_mask
@@ -219,7 +231,7 @@ class FAConvLSTM2DCell(Layer):
         h, c = self.gates(u, c_prev)
         if self.attention is not None:
             h = ops.cond(attend > 0, lambda: self.attention(h), lambda: h)
-        return h, [h, c]
+        return h, c
 
     def _mixed(self, projected, h_prev):
         """``Mixing(x'_t + P_h h_{t-1})``: the bottleneck tensor ``(B, H', W', r)``."""

@@ -58,3 +58,23 @@ def test_short_training_run_lowers_the_loss(rng):
     history = model.fit(frames[:, :4], frames[:, 1:], epochs=15, batch_size=8, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.backend
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="rematerialization is JAX's")
+def test_the_jax_gradient_recomputes_each_step_instead_of_keeping_it(rng):
+    """On JAX the cell step is rematerialized (``jax.checkpoint``): the scan keeps only each
+    step's inputs and states for the backward pass, which bounds the training memory."""
+    import jax
+    import jax.numpy as jnp
+
+    model, _ = small_model()
+    x = rng.normal(size=(2, 4, 6, 7, 3)).astype("float32")
+
+    def loss(trainable, non_trainable):
+        outputs, _ = model.stateless_call(trainable, non_trainable, x)
+        return jnp.mean(outputs**2)
+
+    values = [[v.value for v in variables]
+              for variables in (model.trainable_variables, model.non_trainable_variables)]
+    assert "remat" in str(jax.make_jaxpr(jax.grad(loss))(*values))
