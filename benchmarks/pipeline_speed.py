@@ -10,10 +10,11 @@ inputs shaped like the pipeline's batches:
 * the embedding pass: median time of the encoder half on batches of 32 windows, reported per
   1000 timesteps (``embed`` takes one window per timestep: each from its centered window);
 * each part alone: a model of that part's own layers (the same objects, shared weights)
-  trained one step on random inputs and targets of its shapes (forward, backward, Adam on its
-  weights): the recurrent encoder, the subspace head, the temporal attention (with the
-  positional encoding) and the decoder with the masked loss; "rest" is the full step minus
-  their sum (the optimizer on all weights at once, framework overhead);
+  trained one step on random inputs (forward, backward, Adam on its weights) with the mean of
+  its output as the loss, which costs next to nothing beside the part: the recurrent encoder,
+  the subspace head, the temporal attention (with the positional encoding) and the decoder
+  with the masked loss (its own); "rest" is the full step minus their sum (the optimizer on
+  all weights at once, framework overhead);
 * loading: median time to serve one training batch from preprocessed fields in memory
   (``WindowDataset``, shuffled; ``benchmarks/loader_throughput.py`` streams from a store).
 
@@ -25,6 +26,7 @@ Sizes: ``demo`` (the demo's 24 x 36 grid, 6 channels, filters 16,16) and ``reali
 
     python benchmarks/pipeline_speed.py
     python benchmarks/pipeline_speed.py --sizes demo --steps 3 --warmup 1
+    python benchmarks/pipeline_speed.py --sizes realistic --profile 25
 """
 
 import argparse
@@ -52,6 +54,9 @@ def parse_arguments():
     parser.add_argument("--steps", type=int, default=5, help="Timed steps per measurement.")
     parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="PyTorch only: also print the N operators that take the most "
+                             "time in one training step of each model (torch.profiler).")
     parser.add_argument("--system-allocator", action="store_true",
                         help="Leave glibc's allocator settings as they are (by default the "
                              "process keeps freed memory, as the faconvlstm command does).")
@@ -98,11 +103,16 @@ def part_models(autoencoder, config) -> dict:
     decoded = autoencoder.get_layer("decoder")(z)
     reconstruction = autoencoder.get_layer("reconstruction")([decoded, target, weights])
     return {
-        "encoder": (keras.Model(frames, hidden), "mse"),
-        "head": (keras.Model([features, pooling], head([features, pooling])), "mse"),
-        "temporal attention": (keras.Model([z, year_fraction], attended), "mse"),
+        "encoder": (keras.Model(frames, hidden), output_mean),
+        "head": (keras.Model([features, pooling], head([features, pooling])), output_mean),
+        "temporal attention": (keras.Model([z, year_fraction], attended), output_mean),
         "decoder and loss": (keras.Model([z, target, weights], reconstruction), None),
     }
+
+
+def output_mean(_, outputs):
+    """A loss that leaves the part's own cost alone: the mean of its output."""
+    return keras.ops.mean(outputs)
 
 
 def random_like(rng, tensors, batch: int) -> list:
@@ -120,7 +130,7 @@ def part_seconds(autoencoder, config, rng, arguments) -> dict[str, float]:
         if name == "decoder and loss":
             inputs[2] = np.abs(inputs[2])
         inputs = inputs[0] if len(inputs) == 1 else inputs
-        targets = None if loss is None else random_like(rng, model.outputs, arguments.batch)[0]
+        targets = None if loss is None else np.zeros(arguments.batch, "float32")
         seconds[name] = median_seconds(lambda: model.train_on_batch(inputs, targets),
                                        arguments.steps, arguments.warmup)
     return seconds
@@ -151,6 +161,9 @@ def measure(size: str, cell: str, arguments) -> dict:
     batch = model_inputs(rng, config, arguments.batch)
     step = median_seconds(lambda: autoencoder.train_on_batch(batch), arguments.steps,
                           arguments.warmup)
+    if arguments.profile:
+        print_profile(f"{size}, {CELLS[cell]}", lambda: autoencoder.train_on_batch(batch),
+                      arguments.profile)
     encoder = embedding_model(autoencoder)
     windows = model_inputs(rng, config, EMBED_BATCH)
     embed = median_seconds(lambda: encoder.predict_on_batch(windows), arguments.steps,
@@ -160,6 +173,17 @@ def measure(size: str, cell: str, arguments) -> dict:
     return {"step": step, "embed per 1000 steps": embed * 1000 / EMBED_BATCH, "parts": parts,
             "loading": loading_seconds(config, rng, arguments),
             "encoder parameters": encoder_parameters(autoencoder)}
+
+
+def print_profile(title: str, step, rows: int) -> None:
+    """The ``rows`` operators taking the most CPU time in one call of ``step``, self time
+    (without the operators they call), as torch.profiler's table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        step()
+    print(f"\n### Where one training step's time goes: {title}\n")
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
 def print_table(size: str, results: dict, arguments) -> None:
@@ -184,6 +208,8 @@ def print_table(size: str, results: dict, arguments) -> None:
 
 
 def main(arguments) -> None:
+    if arguments.profile and arguments.backend != "torch":
+        sys.exit("--profile needs the torch backend.")
     allocator = "unchanged" if arguments.system_allocator else keep_freed_memory()
     print(f"backend {keras.backend.backend()}, {arguments.threads} threads, "
           f"{arguments.steps} timed steps after {arguments.warmup} (medians), "

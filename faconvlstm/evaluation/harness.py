@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
+from faconvlstm import validation
 from faconvlstm.data.calendar import year_fraction
 from faconvlstm.data.indices import align_index, read_indices
 from faconvlstm.data.io import open_dataset, standardize_axes
@@ -108,6 +109,9 @@ class EvaluationSettings:
     missing_fractions: tuple[float, ...] = (0.1, 0.25, 0.5)
     years: int = 4
     index_files: list[str] = dataclasses.field(default_factory=list)
+    #: Robustness re-embeds every perturbed copy at evenly spaced timesteps, about this many
+    #: (all of them on shorter data): see :func:`robustness_timesteps`.
+    robustness_timesteps: int = 512
 
 
 @dataclasses.dataclass
@@ -429,6 +433,13 @@ def _mean_probe(features: np.ndarray, targets: dict) -> float:
     return float(np.mean(list(_probe_all(features, targets).values())))
 
 
+def robustness_timesteps(steps: int, sample: int) -> np.ndarray:
+    """The ``(steps,)`` bool mask of the timesteps robustness re-embeds: every ``s``-th one,
+    ``s = max(1, steps // sample)``, so between ``sample`` and ``2 * sample`` of them (all
+    of them when there are fewer than ``2 * sample``)."""
+    return np.arange(steps) % max(1, steps // validation.positive_int(sample, "sample")) == 0
+
+
 def _model_robustness(
     run: TrainedRun, clean: np.ndarray, fields: xr.DataArray, targets: dict,
     settings: EvaluationSettings,
@@ -437,18 +448,21 @@ def _model_robustness(
 
     Each curve starts at level 0, the clean input. The mean probe R^2 of the targets from the
     perturbed embeddings is kept beside the agreement: an embedding that ignores its input
-    agrees with itself under any perturbation, but carries no signal.
+    agrees with itself under any perturbation, but carries no signal. The perturbed copies
+    are embedded at :func:`robustness_timesteps` only; every figure, the clean probe of
+    level 0 included, is measured on those timesteps (the regimes are fitted on all).
     """
     rows = np.isfinite(clean).all(axis=1)
     model = kmeans(settings.k, 0).fit(clean[rows])
     clean_labels = model.predict(clean[rows])
-    start = (0.0, 1.0, 1.0, _mean_probe(clean, targets))
+    sampled = robustness_timesteps(len(clean), settings.robustness_timesteps)
+    start = (0.0, 1.0, 1.0, _mean_probe(np.where(sampled[:, None], clean, np.nan), targets))
     curves = {}
     for kind, perturb in PERTURBATIONS.items():
         levels = settings.noise_levels if kind == "gaussian noise" else settings.missing_fractions
         curves[kind] = [start]
         for level in levels:
-            perturbed = run.embed(perturb(fields, level, seed=1))
+            perturbed = run.embed(perturb(fields, level, seed=1), timesteps=sampled)
             both = rows & np.isfinite(perturbed).all(axis=1)
             agreement = clustering_agreement(
                 clean_labels[both[rows]], model.predict(perturbed[both])

@@ -59,16 +59,21 @@ class TrainedRun:
         compute: Callable[[dict], dict[str, np.ndarray]],
         batch_size: int = 32,
         progress: bool = False,
+        timesteps: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """``compute`` on the windows of ``fields``, taken per timestep from its center window.
 
         ``fields`` are in physical units; ``compute`` maps a batch of model inputs to arrays
         ``(B, T, ...)``. Returns each array as ``(time, ...)``: every timestep takes the
         position of the window where it sits nearest the center; NaN where no window fits.
+        ``timesteps``, a ``(time,)`` bool mask, computes only the windows of those timesteps
+        (NaN elsewhere); each gets the value it has when all are computed.
         """
         fields = self.preprocess(fields)
         window = self.config.window
         starts, step_window, step_offset = center_windows(fields["time"], window)
+        if timesteps is not None:
+            starts, step_window = _only_windows_of(starts, step_window, timesteps)
         windows = WindowDataset(fields, window, starts, batch_size) if starts.size else None
         computed: dict[str, list[np.ndarray]] = {}
         with progress_bar(transient=True, disable=not progress) as bar:
@@ -87,21 +92,39 @@ class TrainedRun:
         return result
 
     def embed(
-        self, fields: xr.DataArray, batch_size: int = 32, progress: bool = False
+        self, fields: xr.DataArray, batch_size: int = 32, progress: bool = False,
+        timesteps: np.ndarray | None = None,
     ) -> np.ndarray:
         """Embeddings ``(time, d)`` of fields in physical units ``(time, lat, lon, channel)``.
 
         Each timestep is embedded from the window where it sits nearest the center; NaN where
-        no window fits.
+        no window fits, and where the ``(time,)`` bool mask ``timesteps`` is False.
         """
         embedded = self.per_timestep(
             fields,
             lambda batch: {"embedding": self.encoder.predict_on_batch(batch)},
             batch_size,
             progress,
+            timesteps,
         )
         empty = np.full((fields.sizes["time"], self.config.embedding_dim), np.nan, "float32")
         return embedded.get("embedding", empty)
+
+
+def _only_windows_of(
+    starts: np.ndarray, step_window: np.ndarray, timesteps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`center_windows`' ``starts`` and ``step_window`` restricted to the timesteps of
+    the bool mask ``timesteps``: the other timesteps get ``-1`` (no window)."""
+    timesteps = np.asarray(timesteps, dtype=bool)
+    if timesteps.shape != step_window.shape:
+        raise InputError(
+            f"The timesteps to embed must be a mask of the {step_window.size} timesteps; got "
+            f"shape {timesteps.shape}."
+        )
+    step_window = np.where(timesteps, step_window, -1)
+    needed = np.unique(step_window[step_window >= 0])
+    return starts[needed], np.where(step_window >= 0, np.searchsorted(needed, step_window), -1)
 
 
 def embed_fields(

@@ -16,6 +16,7 @@ from faconvlstm.evaluation.harness import (
     _time_to_loss,
     convlstm_filters_matching,
     pattern_correlation,
+    robustness_timesteps,
 )
 from faconvlstm.models import ModelConfig, build_autoencoder
 from tests.conftest import on_the_default_backend_only
@@ -90,10 +91,12 @@ class _StubRun:
     def __init__(self, faithful: bool):
         self.faithful = faithful
 
-    def embed(self, fields: xr.DataArray) -> np.ndarray:
+    def embed(self, fields: xr.DataArray, timesteps: np.ndarray | None = None) -> np.ndarray:
         if self.faithful:
-            return fields.mean(["lat", "lon"], skipna=True).values
-        return np.random.default_rng(0).normal(size=(fields.sizes["time"], 3))
+            values = fields.mean(["lat", "lon"], skipna=True).values
+        else:
+            values = np.random.default_rng(0).normal(size=(fields.sizes["time"], 3))
+        return values if timesteps is None else np.where(timesteps[:, None], values, np.nan)
 
 
 def test_robustness_keeps_the_signal_beside_the_agreement(rng):
@@ -118,6 +121,37 @@ def test_robustness_keeps_the_signal_beside_the_agreement(rng):
             else:
                 assert cka == pytest.approx(1.0) and agreement == pytest.approx(1.0)
                 assert clean_probe < 0.2 and probe < 0.2
+
+
+@pytest.mark.parametrize("steps, sample, chosen", [(1461, 512, 731), (1000, 512, 1000),
+                                                  (3650, 512, 522), (54, 512, 54)])
+def test_robustness_embeds_about_the_sample_size_of_evenly_spaced_timesteps(
+    steps, sample, chosen
+):
+    mask = robustness_timesteps(steps, sample)
+    assert mask.shape == (steps,) and mask.sum() == chosen and mask[0]
+    assert len(set(np.diff(np.flatnonzero(mask)))) <= 1
+
+
+def test_robustness_is_measured_on_the_sampled_timesteps_only(rng):
+    time = xr.date_range("2000-01-01", periods=120, freq="D")
+    fields = xr.DataArray(rng.normal(size=(120, 4, 5, 2)), dims=("time", "lat", "lon", "channel"),
+                          coords={"time": time, "channel": ["a", "b"]})
+    asked = []
+
+    class Recording(_StubRun):
+        def embed(self, fields, timesteps=None):
+            asked.append(timesteps)
+            return super().embed(fields, timesteps)
+
+    run = Recording(True)
+    settings = EvaluationSettings(noise_levels=(0.5,), missing_fractions=(0.25,), k=3,
+                                  robustness_timesteps=40)
+    _model_robustness(run, _StubRun(True).embed(fields), fields,
+                      {"a": fields.mean(["lat", "lon"]).values[:, 0]}, settings)
+    assert len(asked) == 3
+    for timesteps in asked:
+        np.testing.assert_array_equal(timesteps, np.arange(120) % 3 == 0)
 
 
 SECTIONS = [

@@ -14,7 +14,9 @@ from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.splits import WindowAdapted, covers_all_longitudes
 from faconvlstm.data.windows import WindowDataset
 from faconvlstm.models import embedding_model
+from faconvlstm.errors import InputError
 from faconvlstm.pipeline import TrainingSettings, embed, fit
+from faconvlstm.pipeline.embedding import TrainedRun
 from faconvlstm.pipeline.runs import (
     PREPROCESSOR_FILE,
     PROGRESS_FILE,
@@ -182,6 +184,24 @@ def test_embed_covers_every_timestep_once_from_its_centered_window(
         window = WindowDataset(fields, WINDOW, np.array([start]), batch_size=1)[0]
         expected = np.asarray(encoder.predict_on_batch(window))[0, step - start]
         np.testing.assert_allclose(values[step], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_embedding_chosen_timesteps_computes_only_their_windows(
+    trained_run, selection, file_with_gaps, monkeypatch
+):
+    run = TrainedRun(trained_run.run_dir)
+    fields = selection.load(str(file_with_gaps))
+    everything = run.embed(fields)
+    chosen = np.arange(fields.sizes["time"]) % 7 == 0
+    predict, windows = run.encoder.predict_on_batch, []
+    monkeypatch.setattr(run.encoder, "predict_on_batch",
+                        lambda batch: windows.append(len(batch["frames"])) or predict(batch))
+    values = run.embed(fields, timesteps=chosen)
+    np.testing.assert_allclose(values[chosen], everything[chosen], rtol=1e-4, atol=1e-5)
+    assert np.isnan(values[~chosen]).all()
+    assert 0 < sum(windows) <= chosen.sum()
+    with pytest.raises(InputError, match="mask of the 130 timesteps; got shape \\(7,\\)"):
+        run.embed(fields, timesteps=chosen[:7])
 
 
 @pytest.mark.parametrize(
