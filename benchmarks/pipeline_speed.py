@@ -21,8 +21,9 @@ inputs shaped like the pipeline's batches:
 The process keeps freed memory, as the ``faconvlstm`` command does by default
 (``faconvlstm.allocator``); ``--system-allocator`` measures with glibc's own settings.
 
-Sizes: ``demo`` (the demo's 24 x 36 grid, 6 channels, filters 16,16) and ``realistic``
-(64 x 96, 6 channels, filters 32,32). Examples::
+Sizes: ``demo`` (the demo's 24 x 36 grid, 6 channels, filters 16,16), ``realistic``
+(64 x 96, 6 channels, filters 32,32; with ``demo`` the default) and ``wide`` (64 x 96, filters
+64,64, the layer benchmark's width). Examples::
 
     python benchmarks/pipeline_speed.py
     python benchmarks/pipeline_speed.py --sizes demo --steps 3 --warmup 1
@@ -38,6 +39,7 @@ import time
 SIZES = {
     "demo": {"grid": (24, 36), "channels": 6, "filters": (16, 16)},
     "realistic": {"grid": (64, 96), "channels": 6, "filters": (32, 32)},
+    "wide": {"grid": (64, 96), "channels": 6, "filters": (64, 64)},
 }
 CELLS = {"fa": "FA", "convlstm": "ConvLSTM2D twin"}
 PARTS = ("encoder", "head", "temporal attention", "decoder and loss")

@@ -214,10 +214,11 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
 #: Measured peak training memory over the count of :func:`training_memory_bytes`' terms, by
 #: (backend, cell), rounded up (CPU, batch 4, 8 steps; ``benchmarks/memory_estimate.py``,
 #: figures in BENCHMARKS.md): PyTorch 1.2-1.5 (FA) and 3.0-3.2 (ConvLSTM2D) on 16x24 to 64x96
-#: grids; JAX 3.9-5.0 (FA: XLA keeps every elementwise intermediate of the scan for the
-#: backward pass) and 1.4-1.9 (ConvLSTM2D).
+#: grids; JAX 1.4-1.9 (ConvLSTM2D) and, above the fixed memory, 0.2-0.6 for FA, growing with
+#: the grid (its cell step is rematerialized: the scan keeps only each step's inputs and
+#: states).
 MEMORY_OVERHEAD = {
-    ("torch", "fa"): 1.8, ("torch", "convlstm"): 3.5, ("jax", "fa"): 5.0, ("jax", "convlstm"): 2.0,
+    ("torch", "fa"): 1.8, ("torch", "convlstm"): 3.5, ("jax", "fa"): 1.5, ("jax", "convlstm"): 2.0,
 }
 #: Memory a training step takes whatever the size (allocator pools, compiled programs); the
 #: PyTorch figure is the measured ~25 MiB with a margin.
