@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import keras
-from keras import (
-    activations, backend, constraints, initializers, ops, random, regularizers,
-)
+from keras import activations, backend, constraints, initializers, ops, random, regularizers
 from keras.layers import Layer
 from keras.random import SeedGenerator
 

@@ -13,8 +13,8 @@ import xarray as xr
 from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.splits import WindowAdapted, covers_all_longitudes
 from faconvlstm.data.windows import WindowDataset
-from faconvlstm.models import embedding_model
 from faconvlstm.errors import InputError
+from faconvlstm.models import embedding_model
 from faconvlstm.pipeline import TrainingSettings, embed, fit
 from faconvlstm.pipeline.embedding import TrainedRun
 from faconvlstm.pipeline.runs import (
