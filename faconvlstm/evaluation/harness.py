@@ -437,7 +437,7 @@ def robustness_timesteps(steps: int, sample: int) -> np.ndarray:
     """The ``(steps,)`` bool mask of the timesteps robustness re-embeds: every ``s``-th one,
     ``s = max(1, steps // sample)``, so between ``sample`` and ``2 * sample`` of them (all
     of them when there are fewer than ``2 * sample``)."""
-    return np.arange(steps) % max(1, steps // validation.positive_int(sample, "sample")) == 0
+    return np.arange(steps) % max(1, steps // sample) == 0
 
 
 def _model_robustness(
@@ -541,6 +541,7 @@ def evaluate(
     settings = settings or EvaluationSettings()
     if settings.seeds < 2:
         raise InputError(f"seeds must be at least 2 to measure stability; got {settings.seeds}.")
+    validation.positive_int(settings.robustness_timesteps, "robustness_timesteps")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data, settings = _with_synthetic_data(data, out_dir, settings)

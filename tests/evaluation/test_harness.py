@@ -9,12 +9,14 @@ from click.testing import CliRunner
 
 from faconvlstm.cli import main
 from faconvlstm.data.synthetic import FACTORS, make_synthetic_dataset
+from faconvlstm.errors import InputError
 from faconvlstm.evaluation.harness import (
     EvaluationSettings,
     _model_robustness,
     _targets,
     _time_to_loss,
     convlstm_filters_matching,
+    evaluate,
     pattern_correlation,
     robustness_timesteps,
 )
@@ -220,6 +222,13 @@ def test_evaluate_needs_two_seeds(tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "--out", str(tmp_path), "--seeds", "1"])
     assert result.exit_code == 1
     assert "seeds must be at least 2" in result.output
+
+
+def test_a_bad_robustness_sample_stops_evaluate_before_anything_is_written(tmp_path):
+    settings = EvaluationSettings(seeds=2, robustness_timesteps=0)
+    with pytest.raises(InputError, match="`robustness_timesteps` must be a positive integer"):
+        evaluate(None, tmp_path / "report", settings)
+    assert not (tmp_path / "report").exists()
 
 
 def test_a_bad_index_file_stops_evaluate_before_training(tmp_path, synthetic_file):
