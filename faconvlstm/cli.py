@@ -293,10 +293,12 @@ def convergence_rows(result) -> dict[str, str]:
 
 
 def show_adapted_window(show, message, category, *args, **kwargs) -> None:
-    """A shortened window as one ``Warning:`` line; other warnings as ``show`` shows them."""
+    """A shortened window, or files cut or restamped to fit each other, as one ``Warning:``
+    line; other warnings as ``show`` shows them."""
+    from faconvlstm.data.alignment import DataAligned
     from faconvlstm.data.splits import WindowAdapted
 
-    if issubclass(category, WindowAdapted):
+    if issubclass(category, (WindowAdapted, DataAligned)):
         console.print(f"[yellow]Warning:[/] {escape(str(message))}")
     else:
         show(message, category, *args, **kwargs)

@@ -21,6 +21,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from faconvlstm.data.alignment import align_monthly_stamps, cut_to_shared_grid
 from faconvlstm.data.calendar import check_dates, check_time_axis, is_dates
 from faconvlstm.data.storage import first_line, is_system_error
 from faconvlstm.errors import InputError
@@ -61,8 +62,12 @@ def open_dataset(source: Source, time_chunk: int = TIME_CHUNK) -> xr.Dataset:
     ``source`` is a NetCDF file, a Zarr store (a directory or a path ending in ``.zarr``), a glob
     pattern (``"data/*.nc"``) or a list of paths. Several files (per year or per variable) are
     combined by their coordinates, as ``xarray.open_mfdataset`` does (an outer join: a level or
-    a time present in only some files is NaN in the others); they must share one lat/lon grid
-    and one calendar. Each NetCDF variable is chunked in whole stored chunks: along time, the
+    a time present in only some files is NaN in the others); they must share one calendar and
+    grids that coincide where they overlap: files covering different regions are cut to the
+    region all of them cover, and monthly files stamped on different days of the month are
+    stamped at mid-month (each with a :class:`~faconvlstm.data.alignment.DataAligned`
+    warning). A file of one variable without ``units``, whose global attributes give them
+    (as some tools write), gets those units. Each NetCDF variable is chunked in whole stored chunks: along time, the
     smallest multiple of its stored chunk that holds ``time_chunk`` timesteps (``time_chunk``
     when it is stored contiguously), along the other axes its stored chunks (the whole axis
     when contiguous); Zarr keeps its chunks. A missing path raises ``FileNotFoundError``, a file
@@ -273,9 +278,20 @@ def _open_netcdf(path: str, engine: str | None, time_chunk: int) -> xr.Dataset:
             for name, variable in variables.items() if variable.ndim
         }
 
-    result = ds.assign_coords(chunked(ds.coords)).assign(chunked(ds.data_vars))
+    result = _units_from_global_attributes(
+        ds.assign_coords(chunked(ds.coords)).assign(chunked(ds.data_vars))
+    )
     result.set_close(ds.close)
     return result
+
+
+def _units_from_global_attributes(ds: xr.Dataset) -> xr.Dataset:
+    """A lone data variable without ``units`` takes the file's global ``units``, if any."""
+    names = [name for name in ds.data_vars if ds[name].ndim > 1]
+    if len(names) != 1 or "units" in ds[names[0]].attrs or "units" not in ds.attrs:
+        return ds
+    variable = ds[names[0]]
+    return ds.assign({names[0]: variable.assign_attrs(units=str(ds.attrs["units"]))})
 
 
 def _stored_chunks(variable: xr.Variable, time_dim: str | None, time_chunk: int) -> dict:
@@ -292,16 +308,29 @@ def _stored_chunks(variable: xr.Variable, time_dim: str | None, time_chunk: int)
 def _open_files(paths: list[str], engine: str | None, time_chunk: int,
                 source: Source) -> xr.Dataset:
     """Several NetCDF files combined by their coordinates, after checking that they share
-    one lat/lon grid and one calendar."""
+    one calendar, cutting them to the region they share and aligning their monthly stamps
+    (:mod:`faconvlstm.data.alignment`)."""
     datasets = [_open_netcdf(path, engine, time_chunk) for path in paths]
     try:
-        _check_same_grid_and_calendar(paths, datasets, source)
-        combined = _combine(datasets, source)
+        _check_same_calendar(paths, datasets, source)
+        aligned = _aligned(paths, datasets)
+        combined = _combine(aligned, source)
     except InputError:
         _close_all(datasets)
         raise
     combined.set_close(functools.partial(_close_all, datasets))
     return combined
+
+
+def _aligned(paths: list[str], datasets: list[xr.Dataset]) -> list[xr.Dataset]:
+    """The datasets on the lat/lon region they share, monthly stamps aligned."""
+    horizontal = [(find_axis(ds, "lat"), find_axis(ds, "lon")) for ds in datasets]
+    if all(None not in names for names in horizontal):
+        datasets = cut_to_shared_grid(paths, datasets, horizontal)
+    time_axes = [find_axis(ds, "time") for ds in datasets]
+    if all(axis is not None and is_dates(ds[axis]) for ds, axis in zip(datasets, time_axes)):
+        datasets = align_monthly_stamps(paths, datasets, time_axes)
+    return datasets
 
 
 def _combine(datasets: list[xr.Dataset], source: Source) -> xr.Dataset:
@@ -319,9 +348,8 @@ def _close_all(datasets: list[xr.Dataset]) -> None:
         dataset.close()
 
 
-def _check_same_grid_and_calendar(paths: list[str], datasets: list[xr.Dataset],
-                                  source: Source) -> None:
-    """Refuse files on different calendars or different lat/lon grids, naming them."""
+def _check_same_calendar(paths: list[str], datasets: list[xr.Dataset], source: Source) -> None:
+    """Refuse files on different calendars, naming them."""
     calendars = {}
     for path, ds in zip(paths, datasets):
         time_dim = find_axis(ds, "time")
@@ -333,18 +361,6 @@ def _check_same_grid_and_calendar(paths: list[str], datasets: list[xr.Dataset],
             f"The files of {source!r} use different calendars ({found}); expected one "
             "calendar (convert the files with xarray's convert_calendar)."
         )
-    first_grid = _horizontal_grid(datasets[0])
-    for path, ds in zip(paths[1:], datasets[1:]):
-        if not all(np.array_equal(a, b) for a, b in zip(_horizontal_grid(ds), first_grid)):
-            raise InputError(
-                f"'{path}' and '{paths[0]}' have different lat/lon grids; expected one grid "
-                "for all files (regrid them first)."
-            )
-
-
-def _horizontal_grid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    names = (find_axis(ds, "lat"), find_axis(ds, "lon"))
-    return tuple(np.array([]) if name is None else ds[name].values for name in names)
 
 
 def find_axis(ds: xr.Dataset, axis: str) -> str | None:
@@ -396,15 +412,34 @@ def _sort_latitude(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _normalize_longitude(ds: xr.Dataset) -> xr.Dataset:
-    """Wrap longitude to ``[-180, 180)``, sort it, and drop a repeated meridian (0 and 360)."""
+    """Wrap longitude to ``[-180, 180)``, sort it, and drop a repeated meridian (0 and 360).
+
+    A regional grid that crosses the dateline stays one contiguous block: it starts after
+    its widest gap and runs past 180 (150..275, not -180..-85 then 150..175).
+    """
     lon = ds["lon"]
     wrapped = np.mod(lon.values + 180.0, 360.0) - 180.0
     order = np.argsort(wrapped, kind="stable")
     order = order[np.concatenate(([True], np.diff(wrapped[order]) > 0))]
-    if np.array_equal(order, np.arange(lon.size)) and np.array_equal(wrapped, lon.values):
+    values = _contiguous(wrapped[order])
+    order = order[np.argsort(values, kind="stable")]
+    values = np.sort(values)
+    if np.array_equal(order, np.arange(lon.size)) and np.array_equal(values, lon.values):
         return ds
     ds = ds.isel(lon=_as_slice(order))
-    return ds.assign_coords(lon=ds["lon"].copy(data=wrapped[order].astype(lon.dtype)))
+    return ds.assign_coords(lon=ds["lon"].copy(data=values.astype(lon.dtype)))
+
+
+def _contiguous(lon: np.ndarray) -> np.ndarray:
+    """Sorted longitudes in ``[-180, 180)``; those of a regional grid split by the dateline
+    (its widest gap elsewhere) moved past 180, so the grid is one increasing block."""
+    if lon.size < 3:
+        return lon
+    gaps = np.diff(np.concatenate([lon, [lon[0] + 360.0]]))
+    widest = int(np.argmax(gaps))
+    if widest == lon.size - 1 or gaps[widest] <= 1.5 * np.median(gaps):
+        return lon  # the widest gap is at the dateline already, or the grid is global
+    return np.where(np.arange(lon.size) > widest, lon, lon + 360.0)
 
 
 def _as_slice(indices: np.ndarray) -> slice | np.ndarray:

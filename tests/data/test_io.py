@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from faconvlstm.data.alignment import DataAligned, mid_month
 from faconvlstm.data.io import (
     load_fields,
     open_dataset,
@@ -130,11 +131,69 @@ def test_per_variable_and_per_year_files_merge_from_a_glob(tmp_path):
     assert merged["z"].chunks is not None
 
 
-def test_files_on_different_grids_are_refused(tmp_path):
+def test_files_on_grids_that_do_not_coincide_are_refused_naming_each_extent(tmp_path):
     write(gridded()[["z"]], tmp_path / "z.nc")
     write(gridded(lat=LAT + 1.0)[["t2m"]], tmp_path / "t2m.nc")
-    with pytest.raises(InputError, match="different lat/lon grids"):
+    with pytest.raises(InputError, match=r"share no lat grid line \(t2m.nc: lat -19..41; "
+                       r"z.nc: lat -20..40\); expected files that overlap"):
         open_dataset(str(tmp_path / "*.nc"))
+    write(gridded(lon=np.arange(0.0, 360.0, 15.0))[["t2m"]], tmp_path / "t2m.nc")
+    with pytest.raises(InputError, match=r"'t2m.nc' has lon grid lines \(15, 45, 75\.\.\.\) "
+                       "that the other files lack inside the region they share"):
+        open_dataset(str(tmp_path / "*.nc"))
+
+
+def test_files_of_different_regions_are_cut_to_the_region_they_share(tmp_path):
+    ds = gridded()
+    write(ds[["z"]], tmp_path / "z.nc")  # global: lon 0..330
+    write(ds[["t2m"]].isel(lat=slice(1, None), lon=[4, 5, 6, 7]), tmp_path / "t2m.nc")
+    with pytest.warns(DataAligned, match=r"latitudes 0..40, longitudes 120..210 \(3 x 4 cells\)"):
+        fields = load_fields(str(tmp_path / "*.nc"), "z@500,t2m")
+
+    np.testing.assert_array_equal(fields["lat"], LAT[1:])
+    np.testing.assert_array_equal(fields["lon"], [120.0, 150.0, 180.0, 210.0])
+    expected = ds["t2m"].isel(lat=slice(1, None), lon=[4, 5, 6, 7]).transpose("time", "lat", "lon")
+    np.testing.assert_allclose(fields.sel(channel="t2m").values, expected.values)
+    assert not fields.isnull().any()
+
+
+def test_monthly_files_stamped_on_different_days_meet_month_by_month(tmp_path):
+    ds = gridded(days=14)
+    middle = pd.date_range("2000-01-01", periods=14, freq="MS") + pd.Timedelta(days=14)
+    write(ds[["z"]].assign_coords(time=middle), tmp_path / "z.nc")
+    write(ds[["t2m"]].assign_coords(time=pd.date_range("2000-01-31", periods=14, freq="ME")),
+          tmp_path / "t2m.nc")
+    with pytest.warns(DataAligned, match=r"t2m.nc: days 28, 29, 30, 31; z.nc: days 15\)"):
+        fields = load_fields(str(tmp_path / "*.nc"), "z@500,t2m")
+
+    assert fields.sizes["time"] == 14 and not fields.isnull().any()
+    assert str(fields["time"].values[0]) == "2000-01-16T12:00:00.000000000"
+    assert str(fields["time"].values[1]) == "2000-02-15T12:00:00.000000000"  # 29 days
+    np.testing.assert_allclose(np.sort(fields.sel(channel="t2m").values, axis=-1),
+                               ds["t2m"].transpose("time", "lat", "lon").values)
+
+
+def test_mid_month_of_a_360_day_calendar():
+    time = xr.DataArray(xr.date_range("2000-01-30", periods=3, freq="MS", calendar="360_day",
+                                      use_cftime=True), dims="time")
+    assert [str(t) for t in mid_month(time).values] == [
+        "2000-02-16 00:00:00", "2000-03-16 00:00:00", "2000-04-16 00:00:00"
+    ]
+
+
+def test_a_lone_variable_without_units_takes_the_files_global_units(tmp_path):
+    ds = gridded()[["t2m"]]
+    ds["t2m"].attrs.pop("units")
+    path = write(ds.assign_attrs(units="C"), tmp_path / "sst.nc")
+
+    assert list(load_fields(path, "t2m")["units"].values) == ["C"]
+
+
+def test_a_regional_grid_across_the_dateline_stays_one_block(tmp_path):
+    path = write(gridded(lon=np.arange(150.0, 280.0, 30.0))[["t2m"]], tmp_path / "pacific.nc")
+
+    np.testing.assert_array_equal(load_fields(path, "t2m")["lon"], [150.0, 180.0, 210.0, 240.0,
+                                                                      270.0])
 
 
 def test_zarr_store_is_read_lazily(tmp_path):
