@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import traceback
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -249,8 +251,7 @@ def train(data, variables, run_dir, region, time_range, season, coarsen, log1p, 
         validation_years=validation_years, seed=seed, log1p=names(log1p), anomalies=anomalies,
         detrend=detrend, devices=devices,
     )
-    with warnings.catch_warnings():
-        warnings.showwarning = functools.partial(show_adapted_window, warnings.showwarning)
+    with one_line_data_warnings():
         result = fit(
             selection, run_dir,
             model_settings(filters, embedding_dim, window, cell, attention_every, precision),
@@ -292,16 +293,24 @@ def convergence_rows(result) -> dict[str, str]:
     }
 
 
-def show_adapted_window(show, message, category, *args, **kwargs) -> None:
-    """A shortened window, or files cut or restamped to fit each other, as one ``Warning:``
-    line; other warnings as ``show`` shows them."""
+@contextlib.contextmanager
+def one_line_data_warnings() -> Iterator[None]:
+    """Inside: a shortened window, or files cut or restamped to fit each other, is shown as
+    one ``Warning:`` line; other warnings as usual."""
     from faconvlstm.data.alignment import DataAligned
     from faconvlstm.data.splits import WindowAdapted
 
-    if issubclass(category, (WindowAdapted, DataAligned)):
-        console.print(f"[yellow]Warning:[/] {escape(str(message))}")
-    else:
-        show(message, category, *args, **kwargs)
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def one_line(message, category, *args, **kwargs):
+            if issubclass(category, (WindowAdapted, DataAligned)):
+                console.print(f"[yellow]Warning:[/] {escape(str(message))}")
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = one_line
+        yield
 
 
 def split_rows(split: dict) -> dict[str, str]:
@@ -323,19 +332,27 @@ def split_rows(split: dict) -> dict[str, str]:
 @click.argument("data", nargs=-1)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--time", "time_range", help="START:END to embed (default: the run's).")
+@click.option("--align", type=click.Choice(["center", "end"]), default="center",
+              show_default=True,
+              help="Embed each timestep from the window where it sits nearest the center (for "
+              "regimes), or from the window that ends at it (causal: nothing after it is "
+              "seen, for forecasting).")
 @click.option("--batch-size", default=32, show_default=True)
 @user_errors
-def embed(run_dir, data, out, time_range, batch_size):
+def embed(run_dir, data, out, time_range, align, batch_size):
     """Embed DATA (default: the run's data) with the model in RUN_DIR; writes NetCDF."""
     from faconvlstm.pipeline import embed as embed_data
 
     source = data_source(data) if data else None
-    dataset = embed_data(run_dir, source, out, parse_time(time_range), batch_size, progress=True)
+    with one_line_data_warnings():
+        dataset = embed_data(run_dir, source, out, parse_time(time_range), batch_size,
+                             progress=True, align=align)
     summary(
         f"Wrote {out}",
         {
             "time steps": dataset.sizes["time"],
             "embedding size": dataset.sizes["embedding"],
+            "window alignment": align,
             "time range": f"{dataset['time'].values[0]} .. {dataset['time'].values[-1]}",
             "without embedding (gap-free run shorter than the window)": dataset.attrs[
                 "uncovered_timesteps"
@@ -378,11 +395,17 @@ def cluster(embeddings, k, out, seed):
 @click.option("--ablations/--no-ablations", default=True, show_default=True)
 @model_options
 @click.option("--index", "index_files", multiple=True, type=click.Path(dir_okay=False),
-              help="Index time series to probe (CSV: dates then one column per index; or "
-              "NetCDF); repeatable.")
+              help="Index time series to probe and forecast (CSV: dates then one column per "
+              "index; or NetCDF); repeatable.")
+@click.option("--validation-years", type=int,
+              help="Hold out the last N calendar years in every run; held-out skill is scored "
+                   "on them. Default: the last ~15 % of the timesteps.")
+@click.option("--leads", help="Leads in timesteps of the skill table, e.g. 1,3,6,9. Default: by "
+                              "the time step (months 1,3,6,9; days 1,3,7,14; years 1,2,3).")
 @user_errors
 def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, season, coarsen,
-             log1p, anomalies, detrend, ablations, filters, embedding_dim, window, index_files):
+             log1p, anomalies, detrend, ablations, filters, embedding_dim, window, index_files,
+             validation_years, leads):
     """FA against its ConvLSTM2D twins and EOF on DATA (default: synthetic); writes a report."""
     from faconvlstm.evaluation.harness import EvaluationSettings
     from faconvlstm.evaluation.harness import evaluate as run_evaluation
@@ -399,9 +422,12 @@ def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, sea
         log1p=names(log1p),
         model=model_settings(filters, embedding_dim, window, "fa", None),
         index_files=[os.path.abspath(path) for path in index_files],
+        validation_years=validation_years,
+        leads=tuple(int(lead) for lead in names(leads)) if leads else None,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    evaluation = run_evaluation(selection, out_dir, settings)
+    with one_line_data_warnings():
+        evaluation = run_evaluation(selection, out_dir, settings)
     report = write_report(evaluation, out_dir, command_line(click.get_current_context()))
     summary(
         f"Evaluation in {out_dir} ({evaluation.seconds / 60:.1f} min)",

@@ -123,3 +123,24 @@ def contiguous_segments(time: xr.DataArray, tolerance: float = 1.5) -> list[slic
     breaks = np.flatnonzero(steps > tolerance * np.median(steps)) + 1
     edges = [0, *breaks.tolist(), int(time.size)]
     return [slice(start, stop) for start, stop in itertools.pairwise(edges)]
+
+
+#: Leads (in days) at which forecast skill is measured, by the data's time step: monthly
+#: data at 1, 3, 6, 9 months, yearly data (annual or seasonal means) at 1, 2, 3 years, the
+#: rest (daily, sub-daily, pentads) at 1, 3, 7, 14 days (at least one step each).
+MONTHLY_LEADS = (1, 3, 6, 9)
+YEARLY_LEADS = (1, 2, 3)
+DAILY_LEAD_DAYS = (1, 3, 7, 14)
+
+
+def lead_steps(time: xr.DataArray) -> tuple[int, ...]:
+    """The leads, in steps of ``time``, at which skill is measured for data of its time step
+    (the median step of its gap-free runs): see :data:`MONTHLY_LEADS`."""
+    steps = time_steps_in_days(time)
+    inside = steps[steps <= 1.5 * np.median(steps)] if steps.size else steps
+    step = float(np.median(inside)) if inside.size else 1.0
+    if step >= 300.0:
+        return YEARLY_LEADS
+    if step >= 27.0:
+        return MONTHLY_LEADS
+    return tuple(sorted({max(1, round(days / step)) for days in DAILY_LEAD_DAYS}))

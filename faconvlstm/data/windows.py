@@ -3,7 +3,8 @@
 Windows never cross a gap in time (a missing day, or the jump between two winters of a
 season subset): they are drawn inside the runs :func:`~faconvlstm.data.calendar.contiguous_segments`
 finds. For embedding, every timestep takes its embedding from the window in which it sits
-nearest the center, so a day's embedding does not depend on where a window happened to start.
+nearest the center, or from the window that ends at it (causal), so a day's embedding does
+not depend on where a window happened to start.
 """
 
 from __future__ import annotations
@@ -45,21 +46,34 @@ def training_starts(time: xr.DataArray, window: int, stride: int = 1) -> np.ndar
     return starts.astype(int)
 
 
-def center_windows(time: xr.DataArray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+#: Where in its window each timestep is embedded: nearest the center (``"center"``: history
+#: and the steps after it, for regimes) or at the end (``"end"``: causal, nothing after it).
+ALIGNMENTS = ("center", "end")
+
+
+def embedding_windows(
+    time: xr.DataArray, window: int, align: str = "center"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which window embeds each timestep: ``(starts, step_window, step_offset)``.
 
     ``starts`` are the distinct window starts needed; timestep ``j`` takes position
-    ``step_offset[j]`` of window ``step_window[j]`` (an index into ``starts``), the window in
-    which it is nearest the center. Steps in a gap-free run shorter than ``window`` get
-    ``step_window = -1`` (no embedding). Every other timestep is covered exactly once.
+    ``step_offset[j]`` of window ``step_window[j]`` (an index into ``starts``): with
+    ``align="center"`` the window in which it is nearest the center, with ``"end"`` the
+    window that ends at it (the first ``window - 1`` steps of a gap-free run, which no full
+    window ends at, take the run's first window, which holds all the history they have).
+    Steps in a gap-free run shorter than ``window`` get ``step_window = -1`` (no embedding).
+    Every other timestep is covered exactly once.
     """
+    if align not in ALIGNMENTS:
+        raise InputError(f"align must be one of {ALIGNMENTS}; got {align!r}.")
+    back = window // 2 if align == "center" else window - 1
     steps = int(time.size)
     step_start = np.full(steps, -1)
     for segment in contiguous_segments(time):
         if segment.stop - segment.start < window:
             continue
         index = np.arange(segment.start, segment.stop)
-        step_start[index] = np.clip(index - window // 2, segment.start, segment.stop - window)
+        step_start[index] = np.clip(index - back, segment.start, segment.stop - window)
     starts = np.unique(step_start[step_start >= 0])
     step_window = np.full(steps, -1)
     covered = step_start >= 0

@@ -1,9 +1,11 @@
 """The evaluation harness: FA against its ConvLSTM2D twins and the EOF baseline, claim by claim.
 
-``evaluate`` trains every model of :func:`model_variants` for each seed (ablations on the first
-seed only), embeds the data with each, and measures efficiency, stability across seeds,
-interpretability (probes), robustness to perturbed inputs, the ablations and the quality of
-the regimes. :mod:`faconvlstm.evaluation.report` writes the result as Markdown and PNGs.
+``evaluate`` trains every model of :func:`model_variants` for each seed (the mechanism
+ablations on the first seed only), embeds the data with each (centred and causal), and
+measures efficiency, stability across seeds, interpretability (probes), skill at leads
+against linear baselines (:mod:`faconvlstm.evaluation.skill`), robustness to perturbed
+inputs, the ablations and the quality of the regimes. :mod:`faconvlstm.evaluation.report`
+writes the result as Markdown and PNGs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
 from faconvlstm import validation
-from faconvlstm.data.calendar import year_fraction
+from faconvlstm.data.calendar import lead_steps, year_fraction
 from faconvlstm.data.indices import align_index, read_indices
 from faconvlstm.data.io import open_dataset, standardize_axes
 from faconvlstm.data.preprocessing import Preprocessor
@@ -38,6 +40,7 @@ from faconvlstm.evaluation.memory import peak_training_memory
 from faconvlstm.evaluation.perturbations import add_noise, drop_cells, drop_timesteps
 from faconvlstm.evaluation.probes import probe_r2, seasonal_features
 from faconvlstm.evaluation.similarity import cka_matrix, clustering_agreement, linear_cka
+from faconvlstm.evaluation.skill import extended_eofs, skill_table
 from faconvlstm.models import (
     ModelConfig,
     build_autoencoder,
@@ -50,8 +53,20 @@ from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE, TrainedRun
 from faconvlstm.pipeline.runs import PREPROCESSOR_FILE
 
 FA, CONVLSTM, CONVLSTM_MATCHED, EOF = "FA", "ConvLSTM2D", "ConvLSTM2D (matched)", "EOF"
-#: The models trained with every seed; the ablations are trained with seed 0 only.
+#: The models trained with every seed; the mechanism ablations are trained with seed 0 only.
 MAIN_MODELS = (FA, CONVLSTM, CONVLSTM_MATCHED)
+ENCODER_OFF = "FA, encoder off (input skip alone)"
+#: What the embedding's dynamics are credited to, each switched off in turn (model settings
+#: on top of FA's), trained with every seed: the recurrent encoder, the path from the input
+#: frames to the head, and the forecast objective.
+DYNAMICS_ABLATIONS = {
+    ENCODER_OFF: {"encoder": False, "input_skip": True},
+    "FA, input skip off": {"input_skip": False},
+    "FA, reconstruction only": {"forecast_horizon": 0},
+}
+#: The baselines of the skill table: the leading EOF PCs of the step itself (the regression
+#: of a linear inverse model) and extended EOFs of the window that ends at it.
+PCS_AT_T, EXTENDED_EOFS = "EOF PCs at t", "extended EOFs of the window"
 #: Each FA mechanism switched off or changed in turn (model settings on top of the FA
 #: model's); :func:`model_variants` adds a bottleneck as wide as the filters.
 ABLATIONS = {
@@ -79,7 +94,7 @@ PROBED_PCS = 3
 STAGES = (
     "training", "embedding the data with every run", "EOFs, probes, stability, regimes",
     "robustness (perturbed inputs re-embedded)", "efficiency (peak memory in fresh processes)",
-    "mechanism maps",
+    "mechanism maps", "skill at leads",
 )
 
 
@@ -112,6 +127,10 @@ class EvaluationSettings:
     #: Robustness re-embeds every perturbed copy at evenly spaced timesteps, about this many
     #: (all of them on shorter data): see :func:`robustness_timesteps`.
     robustness_timesteps: int = 512
+    #: The validation part of every run (see TrainingSettings): held-out skill is scored on it.
+    validation_years: int | None = None
+    #: Leads (in steps) of the skill table; None: by the data's time step (``lead_steps``).
+    leads: tuple[int, ...] | None = None
 
 
 @dataclasses.dataclass
@@ -128,6 +147,12 @@ class Evaluation:
     #: EOF PC targets that North's rule does not separate from a neighbouring EOF.
     unseparated_targets: list[str]
     robustness: dict[str, dict[str, list[tuple[float, float, float]]]]
+    #: Skill at leads (:func:`~faconvlstm.evaluation.skill.skill_table`) of the causal
+    #: embeddings and the baselines, at ``leads`` (0, the step itself, first); ``cut`` is
+    #: where the held-out timesteps start.
+    skill: dict
+    leads: tuple[int, ...]
+    cut: int
     ablations: dict[str, dict[str, float]]
     clustering: dict[str, dict[str, float]]
     histories: dict[str, dict[str, list[float]]]
@@ -163,6 +188,7 @@ def model_variants(config: ModelConfig, ablations: bool) -> dict[str, dict]:
         CONVLSTM_MATCHED: {"cell": "convlstm", "filters": [matched] * len(config.filters)},
     }
     if ablations:
+        variants.update(DYNAMICS_ABLATIONS)
         variants.update({f"FA, {name}": settings for name, settings in ABLATIONS.items()})
         variants["FA, full-width bottleneck"] = {
             "layer_options": {"bottleneck": max(config.filters)}
@@ -235,8 +261,10 @@ def pattern_correlation(composites: np.ndarray, reference: np.ndarray) -> float:
 class _Models:
     """Every trained model of an evaluation and its embeddings of the data.
 
-    ``results``, ``embeddings`` (each ``(time, embedding_dim)``) and ``inference`` (seconds to
-    load the run and embed the data) are keyed by ``(name, seed)``; ``loaded`` holds the
+    ``results``, ``embeddings`` (each ``(time, embedding_dim)``, every step from the window
+    where it sits nearest the center) and ``inference`` (seconds to load the run and embed
+    the data) are keyed by ``(name, seed)``, as are ``causal`` embeddings (every step from
+    the window that ends at it) of the models trained with every seed; ``loaded`` holds the
     seed-0 run of each model.
     """
 
@@ -245,6 +273,7 @@ class _Models:
     seeds: range
     results: dict[tuple[str, int], TrainingResult]
     embeddings: dict[tuple[str, int], np.ndarray]
+    causal: dict[tuple[str, int], np.ndarray]
     inference: dict[tuple[str, int], float]
     loaded: dict[str, TrainedRun]
 
@@ -281,14 +310,17 @@ def _train(
     data: DataSelection, out_dir: Path, settings: EvaluationSettings, variants: dict[str, dict],
     progress: bool,
 ) -> dict[tuple[str, int], TrainingResult]:
-    """Train (or resume) the main models with every seed, then the ablations with seed 0."""
-    plan = [(name, seed) for name in MAIN_MODELS for seed in range(settings.seeds)]
-    plan += [(name, 0) for name in variants if name not in MAIN_MODELS]
+    """Train (or resume) the main models and the dynamics ablations with every seed, then
+    the mechanism ablations with seed 0."""
+    every_seed = _trained_with_every_seed(variants)
+    plan = [(name, seed) for name in every_seed for seed in range(settings.seeds)]
+    plan += [(name, 0) for name in variants if name not in every_seed]
     results = {}
     for index, (name, seed) in enumerate(plan):
         training = TrainingSettings(
             epochs=settings.epochs, batch_size=settings.batch_size, seed=seed,
             log1p=settings.log1p, anomalies=settings.anomalies, detrend=settings.detrend,
+            validation_years=settings.validation_years,
         )
         model = {**settings.model, **variants[name]}
         with warnings.catch_warnings():
@@ -297,6 +329,11 @@ def _train(
             results[name, seed] = fit(data, run_directory(out_dir, name, seed), model,
                                       training, progress)
     return results
+
+
+def _trained_with_every_seed(variants: dict[str, dict]) -> list[str]:
+    """The models trained with every seed: the main ones and the dynamics ablations."""
+    return [name for name in variants if name in MAIN_MODELS or name in DYNAMICS_ABLATIONS]
 
 
 def _trained_models(
@@ -315,15 +352,19 @@ def _trained_models(
         results = _train(data, out_dir, settings, variants, progress)
     # The window the data let the runs train with (shorter than the requested on short data).
     config = dataclasses.replace(config, window=results[FA, 0].split["window"])
-    embeddings, inference, loaded = {}, {}, {}
+    embeddings, causal, inference, loaded = {}, {}, {}, {}
+    every_seed = _trained_with_every_seed(variants)
     for (name, seed), result in results.items():
         with _timed(inference, (name, seed)), _timed(stages, STAGES[1]):
             run = TrainedRun(result.run_dir)
             embeddings[name, seed] = run.embed(fields)
+        if name in every_seed:
+            with _timed(stages, STAGES[1]):
+                causal[name, seed] = run.embed(fields, align="end")
         if seed == 0:  # the robustness and mechanism maps use the first seed's models
             loaded[name] = run
-    return _Models(config, variants, range(settings.seeds), results, embeddings, inference,
-                   loaded)
+    return _Models(config, variants, range(settings.seeds), results, embeddings, causal,
+                   inference, loaded)
 
 
 def _eof_baseline(fields: xr.DataArray, models: _Models, k: int) -> _Baseline:
@@ -426,6 +467,29 @@ def _probes(
     for name, features in ((EOF, pcs), ("seasonal encoding alone", floor)):
         probes[name] = {t: (value, 0.0) for t, value in _probe_all(features, targets).items()}
     return probes
+
+
+def _skill(models: _Models, baseline: _Baseline, targets: dict[str, np.ndarray],
+           time: xr.DataArray, leads: tuple[int, ...]) -> tuple[dict, int]:
+    """The skill table of the causal embeddings of every model trained with every seed,
+    beside the EOF PCs at t and extended EOFs of the window; and where its held-out
+    timesteps (the runs' validation part) start."""
+    split = Split.from_json(models.results[FA, 0].split)
+    config = models.config
+    features = {
+        name: [models.causal[name, seed] for seed in models.seeds]
+        for name in _trained_with_every_seed(models.variants)
+    }
+    features[PCS_AT_T] = [baseline.pcs]
+    features[EXTENDED_EOFS] = [
+        extended_eofs(baseline.pcs, time, config.window, config.embedding_dim, split.training)
+    ]
+    return skill_table(features, targets, time, (0, *leads), split.cut), split.cut
+
+
+def _skill_targets(pcs: np.ndarray, index_targets: dict[str, np.ndarray]) -> dict:
+    """The leading EOF PCs and the user's indices: what the skill table forecasts."""
+    return {**_targets(None, pcs, None), **index_targets}
 
 
 def _mean_probe(features: np.ndarray, targets: dict) -> float:
@@ -542,6 +606,8 @@ def evaluate(
     if settings.seeds < 2:
         raise InputError(f"seeds must be at least 2 to measure stability; got {settings.seeds}.")
     validation.positive_int(settings.robustness_timesteps, "robustness_timesteps")
+    for lead in settings.leads or ():
+        validation.positive_int(lead, "leads")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data, settings = _with_synthetic_data(data, out_dir, settings)
@@ -564,12 +630,17 @@ def evaluate(
         efficiency = _efficiency(models, baseline.preprocessed, settings.batch_size)
     with _timed(stages, STAGES[5]):
         mechanisms = mechanism_maps(models.loaded[FA], fields, labels[FA], settings.k)
+    leads = tuple(settings.leads or lead_steps(fields["time"]))
+    with _timed(stages, STAGES[6]):
+        skill, cut = _skill(models, baseline, _skill_targets(baseline.pcs, index_targets),
+                            fields["time"], leads)
     return Evaluation(
         data=data, settings=settings, efficiency=efficiency, stability=stability,
         cka_matrices=cka_matrices, probes=probes,
         probe_targets=_describe_targets(has_factors, settings.index_files),
         unseparated_targets=[] if has_factors else _unseparated(baseline.separated),
-        robustness=robustness, ablations=ablations, clustering=clustering,
+        robustness=robustness, skill=skill, leads=(0, *leads), cut=cut, ablations=ablations,
+        clustering=clustering,
         histories={name: models.history(name) for name in models.variants}, labels=labels,
         mechanisms=mechanisms, embeddings=models.embeddings, time=fields["time"],
         seconds=time.perf_counter() - started, stage_seconds=stages,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -11,7 +12,18 @@ from matplotlib.figure import Figure
 
 import faconvlstm
 from faconvlstm.data.storage import atomic_path
-from faconvlstm.evaluation.harness import FA, STAGES, Evaluation, run_directory
+from faconvlstm.evaluation.harness import (
+    CONVLSTM,
+    ENCODER_OFF,
+    EXTENDED_EOFS,
+    FA,
+    PCS_AT_T,
+    PROBED_PCS,
+    STAGES,
+    Evaluation,
+    run_directory,
+)
+from faconvlstm.evaluation.skill import PERSISTENCE, seed_skill
 from faconvlstm.pipeline import cluster
 from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
 from faconvlstm.pipeline.plots import (
@@ -24,6 +36,8 @@ from faconvlstm.pipeline.plots import (
 )
 
 REPORT_FILE = "report.md"
+#: Every figure of the skill table, per seed (JSON).
+SKILL_FILE = "skill.json"
 
 
 def _number(value) -> str:
@@ -164,7 +178,7 @@ def _header(evaluation: Evaluation, command: str) -> list[str]:
         f"- Command: `{command}`",
         f"- Data: `{data.source}`, variables {', '.join(data.variables)}"
         + (f", region {data.region}" if data.region else ""),
-        (f"- Seeds: {settings.seeds} (ablations: seed 0), epochs: {settings.epochs}, "
+        (f"- Seeds: {settings.seeds} (mechanism ablations: seed 0), epochs: {settings.epochs}, "
         f"anomalies: {settings.anomalies}, K = {settings.k}"),
         (f"- Backend: {faconvlstm.backend()}, faconvlstm {faconvlstm.__version__}; "
         f"wall time {evaluation.seconds / 60:.1f} min"),
@@ -194,7 +208,7 @@ def _efficiency_and_stability(evaluation: Evaluation, out_dir: Path) -> list[str
         "",
         "## Stability across seeds",
         "",
-        ("Linear CKA between the embeddings of models trained with different seeds, and the "
+        ("Linear CKA between the (centred) embeddings of models trained with different seeds, and the "
         "adjusted Rand index between their KMeans regimes (1 = identical up to rotation / "
         "relabeling). EOF is deterministic and not listed."),
         "",
@@ -209,7 +223,8 @@ def _interpretability(evaluation: Evaluation, out_dir: Path) -> list[str]:
         f"## Interpretability: linear-probe R^2 of the {evaluation.probe_targets}",
         "",
         ("Ridge probes, 5 contiguous folds (blocked: daily data are autocorrelated); mean ± "
-        "standard deviation over seeds. The seasonal encoding alone is the floor."),
+        "standard deviation over seeds; every timestep embedded from the window where it "
+        "sits nearest the center. The seasonal encoding alone is the floor."),
         "",
         *markdown_table(evaluation.probes),
         *_unseparated_lines(evaluation.unseparated_targets),
@@ -229,9 +244,99 @@ def _unseparated_lines(targets: list[str]) -> list[str]:
     ]
 
 
+SKILL_PROTOCOLS = {
+    "held out": ("the probe is fitted on the training timesteps (targets before the validation "
+                 "part) and scored on the validation timesteps, which no model saw as input or "
+                 "as target (early stopping watched their loss)"),
+    "blocked folds": ("5 contiguous folds over every timestep, as the probes above; the trained "
+                      "models have fitted the futures of the folds inside their training part, "
+                      "so this protocol flatters them against the baselines"),
+}
+
+
+def _pc_names() -> list[str]:
+    return [f"EOF PC {i + 1}" for i in range(PROBED_PCS)]
+
+
+def _skill_rows(scores: dict, targets: list[str], leads: tuple[int, ...]) -> dict:
+    """``{method: {"lead k": (mean, std) of the skill over targets, across seeds}}``."""
+    rows = {}
+    for method, per_target in scores.items():
+        rows[method] = {}
+        for lead in leads:
+            values = seed_skill(per_target, targets, (lead,))
+            rows[method][f"lead {lead}"] = (float(values.mean()), float(values.std()))
+    return rows
+
+
+def _skill_tables(evaluation: Evaluation) -> list[str]:
+    lines = []
+    indices = sorted({target for method in evaluation.skill.values() for scores in
+                      method.values() for target, _ in scores} - set(_pc_names()))
+    for protocol, scores in evaluation.skill.items():
+        lines += [f"### {protocol.capitalize()}: {SKILL_PROTOCOLS[protocol]}", "",
+                  f"Mean R^2 of EOF PC 1-{PROBED_PCS} (mean ± std over seeds):", "",
+                  *markdown_table(_skill_rows(scores, _pc_names(), evaluation.leads),
+                                  first="features at t")]
+        for index in indices:
+            lines += [f"R^2 of {index}:", "",
+                      *markdown_table(_skill_rows(scores, [index], evaluation.leads),
+                                      first="features at t")]
+        lines += [*_skill_verdicts(scores, evaluation.leads, indices), ""]
+    return lines
+
+
+def _skill_verdicts(scores: dict, leads: tuple[int, ...], indices: list[str]) -> list[str]:
+    """What the table says of the claims: the encoder's share, FA against the baselines and
+    the twin, and the state at lead 0."""
+    later = tuple(lead for lead in leads if lead >= 3) or leads[-1:]
+    middle = leads[2:4] if len(leads) > 3 else later
+    pcs, lines = _pc_names(), []
+    if ENCODER_OFF in scores:
+        fa, off = seed_skill(scores[FA], pcs, middle), seed_skill(scores[ENCODER_OFF], pcs, middle)
+        spread = 2 * max(fa.std(), off.std())
+        lines.append(
+            f"- The encoder's share (PC 1-{PROBED_PCS}, leads {', '.join(map(str, middle))}): "
+            f"FA {fa.mean():.3f}, encoder off {off.mean():.3f}, difference "
+            f"{fa.mean() - off.mean():+.3f} against 2 standard deviations of the seeds "
+            f"{spread:.3f}."
+        )
+    for target, names in ((f"PC 1-{PROBED_PCS}", pcs), *((index, [index]) for index in indices)):
+        fa = seed_skill(scores[FA], names, later).mean()
+        others = [PCS_AT_T, EXTENDED_EOFS, PERSISTENCE, CONVLSTM]
+        beaten = [m for m in others if m in scores and fa > seed_skill(scores[m], names, later).mean()]
+        lost = [m for m in others if m in scores and m not in beaten]
+        lines.append(
+            f"- {target}, leads {', '.join(map(str, later))}: FA {fa:.3f}; above "
+            f"{', '.join(beaten) or 'none'}; not above {', '.join(lost) or 'none'}."
+        )
+    same = [float(np.mean(scores[FA][pc, 0])) for pc in pcs]
+    lines.append(f"- The state at t (lead 0) of PC 1-{PROBED_PCS}: "
+                 f"{' / '.join(f'{value:.3f}' for value in same)}.")
+    return lines
+
+
+def _skill(evaluation: Evaluation) -> list[str]:
+    return [
+        "## Skill at leads: what the causal embedding of step t says about step t + k",
+        "",
+        ("Every timestep is embedded from the window that ends at it (causal: nothing after "
+         "it is seen). Ridge probes read the leading EOF PCs (and the given indices) at t + k "
+         "from the features at t. Baselines: the 16 EOF PCs of step t (the regression of a "
+         "linear inverse model), extended EOFs of the same window (16 components of the "
+         "time-delay embedding of those PCs over the window) and persistence. Every method "
+         f"is scored on the same timesteps; the held-out ones are steps {evaluation.cut} to "
+         f"{evaluation.time.size - 1}. "
+         "The dynamics ablations switch off the recurrent encoder (the head sees the input "
+         "frames alone), the input skip, or the forecast objective."),
+        "",
+        *_skill_tables(evaluation),
+    ]
+
+
 def _robustness_and_ablations(evaluation: Evaluation, out_dir: Path) -> list[str]:
     return [
-        "## Robustness to perturbed inputs (seed 0)",
+        "## Robustness to perturbed inputs (seed 0, centred embeddings)",
         "",
         ("CKA between embeddings of clean and perturbed inputs, agreement (ARI) of the "
         "regimes the clean KMeans assigns to them, and the mean probe R^2 of the targets "
@@ -261,7 +366,8 @@ def _regimes(evaluation: Evaluation, maps: str | None) -> list[str]:
     lines = [
         "## Regimes",
         "",
-        ("KMeans (K as above) on each model's embeddings (seed 0) and the standard baseline, "
+        ("KMeans (K as above) on each model's centred embeddings (seed 0) and the standard "
+        "baseline, "
         "KMeans on the leading area-weighted EOF PCs of the anomalies. Pattern correlation: "
         "regime composites against the EOF regimes' after one-to-one matching."),
         "",
@@ -281,13 +387,33 @@ def write_report(evaluation: Evaluation, out_dir: Path, command: str) -> Path:
         *_header(evaluation, command),
         *_efficiency_and_stability(evaluation, out_dir),
         *_interpretability(evaluation, out_dir),
+        *_skill(evaluation),
         *_robustness_and_ablations(evaluation, out_dir),
         *_regimes(evaluation, maps),
     ]
     path = out_dir / REPORT_FILE
     with atomic_path(path) as temporary:
         temporary.write_text("\n".join(lines) + "\n")
+    _write_skill(evaluation, out_dir / SKILL_FILE)
     return path
+
+
+def _write_skill(evaluation: Evaluation, path: Path) -> None:
+    """Every skill figure, per seed: ``{protocol: {method: {target: {lead: [R^2]}}}}``."""
+    table = {
+        protocol: {
+            method: {
+                target: {str(lead): per_target[target, lead] for lead in evaluation.leads}
+                for target in dict.fromkeys(target for target, _ in per_target)
+            }
+            for method, per_target in scores.items()
+        }
+        for protocol, scores in evaluation.skill.items()
+    }
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps({"leads": list(evaluation.leads),
+                                         "held_out_from_step": evaluation.cut,
+                                         "skill": table}, indent=1) + "\n")
 
 
 def _robustness_table(robustness: dict) -> list[str]:

@@ -8,11 +8,13 @@ from faconvlstm.models.autoencoder import (
     encoder_parameters,
 )
 from faconvlstm.models.decoder import FrameDecoder
-from faconvlstm.models.losses import MaskedReconstructionLoss
+from faconvlstm.models.forecast import LatentLeads
+from faconvlstm.models.losses import MaskedLeadLoss
 
 __all__ = [
     "FrameDecoder",
-    "MaskedReconstructionLoss",
+    "LatentLeads",
+    "MaskedLeadLoss",
     "ModelConfig",
     "build_autoencoder",
     "embedding_model",

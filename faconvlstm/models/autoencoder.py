@@ -1,10 +1,13 @@
-"""The autoencoder that learns per-timestep embeddings of gridded multivariate fields.
+"""The model that learns per-timestep embeddings of gridded multivariate fields.
 
 ``frames + validity -> recurrent encoder -> [features, frames] -> SubspaceHead ->
-TemporalSelfAttention -> z``, and ``z -> FrameDecoder -> reconstruction`` trained with the
-masked, area-weighted MSE. With
-``cell="convlstm"`` the encoder is ``keras.layers.ConvLSTM2D`` and everything else identical,
-the twin the evaluation compares against.
+causal TemporalSelfAttention -> z_t``; then ``z_t -> LatentLeads -> FrameDecoder`` gives the
+reconstruction of step t and forecasts of steps t+1..t+h, trained with the masked,
+area-weighted MSE at every lead. Every part is causal (``z_t`` depends on steps ``<= t``
+only), so the forecasts cannot copy the future and ``z_t`` must carry the state of the
+system: what one frame shows and what only its history does. With ``cell="convlstm"`` the
+encoder is ``keras.layers.ConvLSTM2D`` and everything else identical, the twin the
+evaluation compares against.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from faconvlstm.layers import (
     TemporalSelfAttention,
 )
 from faconvlstm.models.decoder import UPSAMPLING, FrameDecoder
-from faconvlstm.models.losses import MaskedReconstructionLoss
+from faconvlstm.models.forecast import DYNAMICS, LatentLeads
+from faconvlstm.models.losses import MaskedLeadLoss
 
-#: The layer whose added loss is the masked reconstruction error.
+#: The layer whose added loss is the masked error of the reconstruction and the forecasts.
 RECONSTRUCTION_LAYER = "reconstruction"
 
 #: The recurrent layers are named this followed by their index, from the input.
@@ -38,6 +42,8 @@ CELLS = ("fa", "convlstm")
 #: head, the temporal attention, the embedding and the loss always compute in float32.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MIN_GRID = UPSAMPLING
+#: The forecast horizon when none is given (the pipeline chooses one by the data's time step).
+DEFAULT_HORIZON = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +58,15 @@ class ModelConfig:
     part of the positional encoding; ``temporal_attention=False`` drops the whole block, and
     ``temporal_gates`` starts its residual branches at zero (the block starts as the identity).
     ``input_skip`` lets the subspace head see the (masked) input frames beside the encoder's
-    features; ``spatial_maps`` is the head's number of learned spatial maps. The decoder is
-    an expansion on learned patterns (``decoder_patterns``) plus, with
+    features; ``encoder=False`` drops the recurrent encoder, so the head sees the input
+    frames alone (an ablation; it needs ``input_skip``). ``spatial_maps`` is the head's
+    number of learned spatial maps. ``forecast_horizon = h`` trains ``z_t`` to reconstruct
+    step t and to forecast steps t+1..t+h (0: reconstruction only; None:
+    :data:`DEFAULT_HORIZON`, at most half the window), through latent maps of
+    the kind ``forecast_dynamics`` names (:class:`~faconvlstm.models.forecast.LatentLeads`);
+    the reconstruction takes ``reconstruction_share`` of the loss, the mean of the forecast
+    leads the rest (:class:`~faconvlstm.models.losses.MaskedLeadLoss`).
+    The decoder is an expansion on learned patterns (``decoder_patterns``) plus, with
     ``decoder_filters > 0``, a nonlinear convolutional branch of that width; it needs at
     least one of them. ``precision`` is one of :data:`PRECISIONS`.
     """
@@ -76,6 +89,10 @@ class ModelConfig:
     spatial_maps: int = 16
     decoder_patterns: bool = True
     input_skip: bool = True
+    encoder: bool = True
+    forecast_horizon: int | None = None
+    forecast_dynamics: str = "per-lead"
+    reconstruction_share: float = 0.5
     global_halo: int = 0
     precision: str = "float32"
 
@@ -102,10 +119,32 @@ class ModelConfig:
         object.__setattr__(self, "global_halo", halo)
         for name in ("decoder_filters", "spatial_maps"):
             object.__setattr__(self, name, validation.non_negative_int(getattr(self, name), name))
+        self._check_objective()
         if not (self.decoder_filters or self.decoder_patterns):
             raise InputError(
                 "The decoder needs its patterns (decoder_patterns=True) or a convolutional "
                 "branch (decoder_filters > 0); got neither."
+            )
+
+    def _check_objective(self) -> None:
+        horizon = self.forecast_horizon
+        if horizon is None:
+            horizon = min(DEFAULT_HORIZON, self.window // 2)
+        horizon = validation.non_negative_int(horizon, "forecast_horizon")
+        if horizon >= self.window:
+            raise InputError(
+                f"forecast_horizon must be below the window ({self.window} steps), so that "
+                f"every lead has a target inside it; got {horizon}."
+            )
+        object.__setattr__(self, "forecast_horizon", horizon)
+        if self.forecast_dynamics not in DYNAMICS:
+            raise InputError(
+                f"forecast_dynamics must be one of {DYNAMICS}; got {self.forecast_dynamics!r}."
+            )
+        if not (self.encoder or self.input_skip):
+            raise InputError(
+                "Without the encoder (encoder=False) the head needs the input frames "
+                "(input_skip=True); got neither."
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +199,9 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
     ``"frames"`` (normalized, invalid cells set to 0) and ``"weights"`` (the per-cell loss
     weight: cos latitude where valid, 0 where not), both ``(B, T, H, W, C)``, and
     ``"year_fraction"``, the fraction of the calendar year of each step, ``(B, T)``.
-    Outputs: ``{"embedding": (B, T, d), "reconstruction": (B, T, H, W, C)}``.
+    Outputs: ``{"embedding": (B, T, d), "reconstruction": (B, T, H, W, C)}`` and, with a
+    forecast horizon ``h > 0``, ``"forecast": (B, T, h, H, W, C)``, the forecast of step
+    ``t + k`` made at step ``t`` in ``[:, t, k - 1]``.
     """
     frame_shape = (config.window, *config.grid, config.channels)
     frames = keras.Input(frame_shape, name="frames")
@@ -168,17 +209,12 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
     year_fraction = keras.Input((config.window,), name="year_fraction")
 
     valid = ops.cast(weights > 0, frames.dtype)
-    any_valid = ops.max(valid, axis=-1, keepdims=True)
-    hidden = ops.concatenate([frames * valid, any_valid], axis=-1)
-    halo = config.global_halo
-    if halo:
-        hidden = pad_globally(hidden, halo)
-    for index, filters in enumerate(config.filters):
-        hidden = _recurrent_layer(config, filters, index)(hidden)
-    if halo:
-        hidden = hidden[:, :, halo:-halo, halo:-halo, :]
+    features = []
+    if config.encoder:
+        features.append(_encoded(config, frames * valid, ops.max(valid, axis=-1, keepdims=True)))
     if config.input_skip:
-        hidden = ops.concatenate([hidden, frames * valid], axis=-1)
+        features.append(frames * valid)
+    hidden = features[0] if len(features) == 1 else ops.concatenate(features, axis=-1)
     pooling_weights = ops.mean(weights, axis=-1)
     z = SubspaceHead(
         config.embedding_dim,
@@ -192,23 +228,39 @@ def build_autoencoder(config: ModelConfig) -> keras.Model:
             config.harmonics, config.position_dim, name="positional_encoding"
         )(year_fraction)
         z = TemporalSelfAttention(
-            config.attention_heads, gated_residuals=config.temporal_gates,
+            config.attention_heads, causal=True, gated_residuals=config.temporal_gates,
             name="temporal_attention",
         )([z, encoding])
     embedding = layers.Identity(name="embedding", dtype="float32")(z)
-    reconstruction = FrameDecoder(
+    leads = LatentLeads(config.forecast_horizon, config.forecast_dynamics, name="leads",
+                        dtype="float32")(embedding)
+    decoded = FrameDecoder(
         config.grid, config.channels, config.decoder_filters, config.decoder_patterns,
         name="decoder", dtype=config.precision,
-    )(embedding)
-    reconstruction = MaskedReconstructionLoss(name=RECONSTRUCTION_LAYER, dtype="float32")(
-        [reconstruction, frames, weights]
+    )(leads)
+    decoded = MaskedLeadLoss(config.reconstruction_share, name=RECONSTRUCTION_LAYER,
+                             dtype="float32")(
+        [decoded, frames, weights]
     )
-    name = f"{config.cell}_autoencoder"
-    return keras.Model(
-        {"frames": frames, "weights": weights, "year_fraction": year_fraction},
-        {"embedding": embedding, "reconstruction": reconstruction},
-        name=name,
-    )
+    outputs = {"embedding": embedding, "reconstruction": decoded[:, :, 0]}
+    if config.forecast_horizon:
+        outputs["forecast"] = decoded[:, :, 1:]
+    inputs = {"frames": frames, "weights": weights, "year_fraction": year_fraction}
+    return keras.Model(inputs, outputs, name=f"{config.cell}_autoencoder")
+
+
+def _encoded(config: ModelConfig, frames, any_valid):
+    """The recurrent encoder's features ``(B, T, H, W, F)`` of masked frames and their
+    validity channel; on a global grid padded around the sphere, then cropped back."""
+    hidden = ops.concatenate([frames, any_valid], axis=-1)
+    halo = config.global_halo
+    if halo:
+        hidden = pad_globally(hidden, halo)
+    for index, filters in enumerate(config.filters):
+        hidden = _recurrent_layer(config, filters, index)(hidden)
+    if halo:
+        hidden = hidden[:, :, halo:-halo, halo:-halo, :]
+    return hidden
 
 
 #: Measured peak training memory over the count of :func:`training_memory_bytes`' terms, by
@@ -236,13 +288,14 @@ def training_memory_bytes(config: ModelConfig, batch_size: int) -> int:
     """
     batch_size = validation.positive_int(batch_size, "batch_size")
     per_cell = 3 * config.channels + 1
-    for index, filters in enumerate(config.filters):
+    for index, filters in enumerate(config.filters if config.encoder else ()):
         if config.cell == "convlstm":
             per_cell += 15 * filters
         else:
             layer = _recurrent_layer(config, filters, index)
             per_cell += (4 + len(layer.multiscale_dilations)) * layer.bottleneck + 11 * filters
-    per_cell += 2 * config.decoder_filters + 4 * config.channels
+    leads = 1 + config.forecast_horizon
+    per_cell += leads * (2 * config.decoder_filters + 4 * config.channels)
     bytes_per_value = 4 if config.precision == "float32" else 2
     cells = batch_size * config.window * config.grid[0] * config.grid[1]
     backend = keras.backend.backend()

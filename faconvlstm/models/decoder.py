@@ -13,7 +13,7 @@ UPSAMPLING = 4
 
 @keras.saving.register_keras_serializable(package="faconvlstm")
 class FrameDecoder(layers.Layer):
-    """``z (B, T, d) -> frames (B, T, H, W, C)``, one frame per embedding.
+    """``z (..., d) -> frames (..., H, W, C)``, one frame per embedding (e.g. ``(B, T, d)``).
 
     A dense map to a ``ceil(H/4) x ceil(W/4)`` grid of ``filters`` features, nearest
     upsampling by 4, a crop to ``H x W``, a 3x3 convolution with ReLU and a 1x1 convolution to
@@ -63,8 +63,7 @@ class FrameDecoder(layers.Layer):
         self.output_projection.build((None, *self.grid, self.filters))
 
     def call(self, z):
-        batch, steps = ops.shape(z)[0], ops.shape(z)[1]
-        shape = (batch, steps, *self.grid, self.channels)
+        shape = (*ops.shape(z)[:-1], *self.grid, self.channels)
         frames = 0.0
         if self.expand is not None:
             coarse = ops.reshape(self.expand(z), (-1, *self.coarse_grid, self.filters))
@@ -76,7 +75,7 @@ class FrameDecoder(layers.Layer):
         return frames
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[:2], *self.grid, self.channels)
+        return (*input_shape[:-1], *self.grid, self.channels)
 
     def get_config(self):
         config = super().get_config()

@@ -12,7 +12,7 @@ import xarray as xr
 import faconvlstm
 from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.storage import write_netcdf
-from faconvlstm.data.windows import WindowDataset, center_windows
+from faconvlstm.data.windows import WindowDataset, embedding_windows
 from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig, embedding_model
 from faconvlstm.pipeline.progress import progress_bar
@@ -60,18 +60,21 @@ class TrainedRun:
         batch_size: int = 32,
         progress: bool = False,
         timesteps: np.ndarray | None = None,
+        align: str = "center",
     ) -> dict[str, np.ndarray]:
-        """``compute`` on the windows of ``fields``, taken per timestep from its center window.
+        """``compute`` on the windows of ``fields``, taken per timestep from its window.
 
         ``fields`` are in physical units; ``compute`` maps a batch of model inputs to arrays
         ``(B, T, ...)``. Returns each array as ``(time, ...)``: every timestep takes the
-        position of the window where it sits nearest the center; NaN where no window fits.
-        ``timesteps``, a ``(time,)`` bool mask, computes only the windows of those timesteps
-        (NaN elsewhere); each gets the value it has when all are computed.
+        position of the window where it sits nearest the center (``align="center"``) or of
+        the window that ends at it (``"end"``: nothing after it is seen); NaN where no window
+        fits (:func:`~faconvlstm.data.windows.embedding_windows`). ``timesteps``, a
+        ``(time,)`` bool mask, computes only the windows of those timesteps (NaN elsewhere);
+        each gets the value it has when all are computed.
         """
         fields = self.preprocess(fields)
         window = self.config.window
-        starts, step_window, step_offset = center_windows(fields["time"], window)
+        starts, step_window, step_offset = embedding_windows(fields["time"], window, align)
         if timesteps is not None:
             starts, step_window = _only_windows_of(starts, step_window, timesteps)
         windows = WindowDataset(fields, window, starts, batch_size) if starts.size else None
@@ -93,12 +96,13 @@ class TrainedRun:
 
     def embed(
         self, fields: xr.DataArray, batch_size: int = 32, progress: bool = False,
-        timesteps: np.ndarray | None = None,
+        timesteps: np.ndarray | None = None, align: str = "center",
     ) -> np.ndarray:
         """Embeddings ``(time, d)`` of fields in physical units ``(time, lat, lon, channel)``.
 
-        Each timestep is embedded from the window where it sits nearest the center; NaN where
-        no window fits, and where the ``(time,)`` bool mask ``timesteps`` is False.
+        Each timestep is embedded from the window where it sits nearest the center, or with
+        ``align="end"`` from the window that ends at it (causal); NaN where no window fits,
+        and where the ``(time,)`` bool mask ``timesteps`` is False.
         """
         embedded = self.per_timestep(
             fields,
@@ -106,6 +110,7 @@ class TrainedRun:
             batch_size,
             progress,
             timesteps,
+            align,
         )
         empty = np.full((fields.sizes["time"], self.config.embedding_dim), np.nan, "float32")
         return embedded.get("embedding", empty)
@@ -114,7 +119,7 @@ class TrainedRun:
 def _only_windows_of(
     starts: np.ndarray, step_window: np.ndarray, timesteps: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`center_windows`' ``starts`` and ``step_window`` restricted to the timesteps of
+    """:func:`~faconvlstm.data.windows.embedding_windows`' ``starts`` and ``step_window`` restricted to the timesteps of
     the bool mask ``timesteps``: the other timesteps get ``-1`` (no window)."""
     timesteps = np.asarray(timesteps, dtype=bool)
     if timesteps.shape != step_window.shape:
@@ -132,9 +137,10 @@ def embed_fields(
     fields: xr.DataArray,
     batch_size: int = 32,
     progress: bool = False,
+    align: str = "center",
 ) -> np.ndarray:
     """:meth:`TrainedRun.embed` of the run in ``run_dir``: embeddings ``(time, d)``."""
-    return TrainedRun(run_dir).embed(fields, batch_size, progress)
+    return TrainedRun(run_dir).embed(fields, batch_size, progress, align=align)
 
 
 def embed(
@@ -144,18 +150,21 @@ def embed(
     time: list[str] | None = None,
     batch_size: int = 32,
     progress: bool = False,
+    align: str = "center",
 ) -> xr.Dataset:
     """Embeddings ``(time, embedding)`` of ``source`` (default: the run's own data).
 
     The run's variables, region, season and coarsening are applied; units are checked
     against the training data's. Each timestep takes its embedding from the window where it
-    sits nearest the center; timesteps in a gap-free stretch shorter than the window get NaN.
-    Written atomically to ``out`` (NetCDF) when given.
+    sits nearest the center (``align="center"``, for regimes) or from the window that ends
+    at it (``"end"``: causal, nothing after the timestep is seen, for forecasting); the
+    ``alignment`` attribute says which. Timesteps in a gap-free stretch shorter than the
+    window get NaN. Written atomically to ``out`` (NetCDF) when given.
     """
     record = read_run(run_dir)
     selection = DataSelection(**record["data"])
     fields = selection.load(source, time)
-    values = embed_fields(run_dir, fields, batch_size, progress)
+    values = embed_fields(run_dir, fields, batch_size, progress, align)
     config = ModelConfig.from_dict(record["model"])
     dataset = xr.Dataset(
         {
@@ -173,6 +182,7 @@ def embed(
             "variables": ",".join(selection.variables),
             "cell": config.cell,
             "window": config.window,
+            "alignment": align,
             "backend": faconvlstm.backend(),
             "faconvlstm_version": faconvlstm.__version__,
             "uncovered_timesteps": int(np.isnan(values).any(axis=1).sum()),

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 import faconvlstm.backends
+from faconvlstm.data.calendar import lead_steps
 from faconvlstm.data.preprocessing import Preprocessor, area_weights, make_preprocessor
 from faconvlstm.data.splits import Split, covers_all_longitudes, hold_out
 from faconvlstm.data.windows import WindowDataset, training_starts
@@ -202,19 +203,32 @@ class _Plan:
     validation_starts: np.ndarray | None
 
 
+def default_horizon(time: xr.DataArray, window: int) -> int:
+    """The forecast horizon for data on ``time`` with windows of ``window`` steps: the third
+    lead at which skill is measured (:func:`~faconvlstm.data.calendar.lead_steps`: 6 months,
+    7 days, 3 years), at most half the window."""
+    leads = lead_steps(time)
+    return min(leads[min(2, len(leads) - 1)], max(1, window // 2))
+
+
 def _plan(data: DataSelection, model: dict, training: TrainingSettings) -> _Plan:
     """Load and split ``data``; ``model`` gains ``global_halo`` when the grid is global.
 
     ``model`` keeps the requested window; the config and the run record hold the one the
-    split chose, and the record also holds the split (its ``"split"`` entry)."""
+    split chose and, unless ``model`` sets one, the :func:`default_horizon` for it; the
+    record also holds the split (its ``"split"`` entry)."""
     fields = data.load()
     if "global_halo" not in model and covers_all_longitudes(fields["lon"].values):
         model["global_halo"] = GLOBAL_HALO
-    config = ModelConfig(
-        channels=fields.sizes["channel"], grid=(fields.sizes["lat"], fields.sizes["lon"]), **model
+    config = ModelConfig(  # the horizon is checked against the window the split chooses
+        channels=fields.sizes["channel"], grid=(fields.sizes["lat"], fields.sizes["lon"]),
+        **{**model, "forecast_horizon": 0},
     )
     split = hold_out(fields["time"], config.window, training.validation_years)
-    config = dataclasses.replace(config, window=split.window)
+    horizon = model.get("forecast_horizon")
+    if horizon is None:
+        horizon = default_horizon(fields["time"], split.window)
+    config = dataclasses.replace(config, window=split.window, forecast_horizon=horizon)
     train_fields, validation_fields = split.parts(fields)
     train_starts = training_starts(train_fields["time"], config.window,
                                    _window_stride(train_fields["time"], config.window, training))

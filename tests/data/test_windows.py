@@ -8,7 +8,7 @@ import xarray as xr
 
 from faconvlstm.data import windows
 from faconvlstm.data.calendar import year_fraction
-from faconvlstm.data.windows import WindowDataset, center_windows, training_starts
+from faconvlstm.data.windows import WindowDataset, embedding_windows, training_starts
 from faconvlstm.errors import InputError
 
 
@@ -20,9 +20,9 @@ def daily_time(days: int, drop: slice | None = None) -> xr.DataArray:
     return xr.DataArray(time[index], dims="time")
 
 
-def test_center_windows_embed_every_timestep_once_nearest_the_center():
+def test_embedding_windows_embed_every_timestep_once_nearest_the_center():
     time = daily_time(40)
-    starts, step_window, step_offset = center_windows(time, window=8)
+    starts, step_window, step_offset = embedding_windows(time, window=8)
     absolute = starts[step_window] + step_offset
     np.testing.assert_array_equal(absolute, np.arange(40))
     interior = slice(4, 36)
@@ -30,9 +30,22 @@ def test_center_windows_embed_every_timestep_once_nearest_the_center():
     assert starts.min() == 0 and starts.max() == 32
 
 
+def test_end_windows_end_at_each_timestep_or_hold_all_its_history():
+    time = daily_time(40, drop=slice(20, 22))  # runs of 20 and 18 steps
+    starts, step_window, step_offset = embedding_windows(time, window=8, align="end")
+    absolute = starts[step_window] + step_offset
+    np.testing.assert_array_equal(absolute, np.arange(38))
+    for run in (slice(0, 20), slice(20, 38)):
+        first = run.start
+        np.testing.assert_array_equal(starts[step_window[run]][7:], np.arange(first, run.stop - 7))
+        np.testing.assert_array_equal(starts[step_window[run]][:7], first)  # no full window yet
+    with pytest.raises(InputError, match=r"align must be one of \('center', 'end'\); got 'start'"):
+        embedding_windows(time, 8, align="start")
+
+
 def test_no_window_spans_a_gap_and_short_runs_get_no_embedding():
     time = daily_time(40, drop=slice(20, 25))  # runs of 20 and 15 steps
-    starts, step_window, _ = center_windows(time, window=16)
+    starts, step_window, _ = embedding_windows(time, window=16)
     covered = step_window >= 0
     assert covered[:20].all() and not covered[20:].any()
     assert (starts + 16 <= 20).all()

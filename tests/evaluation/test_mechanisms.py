@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from faconvlstm.data.windows import WindowDataset, center_windows
+from faconvlstm.data.windows import WindowDataset, embedding_windows
 from faconvlstm.errors import InputError
 from faconvlstm.evaluation.mechanisms import _latest_attended, mechanism_maps
 from faconvlstm.pipeline import fit
@@ -29,7 +29,7 @@ def test_a_lone_timestep_cluster_holds_exactly_that_timesteps_values(trained_run
     run = TrainedRun(trained_run.run_dir)
     preprocessed = run.preprocess(fields)
     window = run.config.window
-    starts, step_window, step_offset = center_windows(preprocessed["time"], window)
+    starts, step_window, step_offset = embedding_windows(preprocessed["time"], window)
     lone = 100
     labels = np.zeros(fields.sizes["time"], dtype=int)
     labels[lone] = 1

@@ -9,7 +9,7 @@ import pytest
 from faconvlstm.data import windows
 from faconvlstm.data.preprocessing import make_preprocessor
 from faconvlstm.data.synthetic import make_synthetic_dataset
-from faconvlstm.data.windows import WindowDataset, center_windows, training_starts
+from faconvlstm.data.windows import WindowDataset, embedding_windows, training_starts
 from faconvlstm.pipeline import DataSelection, TrainingSettings, embed, fit
 from tests.conftest import on_the_default_backend_only
 
@@ -45,7 +45,7 @@ def test_reading_for_training_and_embedding_streams_the_store(zarr_store, monkey
         fields = make_preprocessor([], False, False).fit_transform(selection.load())
         training = WindowDataset(fields, 8, training_starts(fields["time"], 8, 4), 8,
                                  shuffle=True)
-        embedding = WindowDataset(fields, 8, center_windows(fields["time"], 8)[0], 16)
+        embedding = WindowDataset(fields, 8, embedding_windows(fields["time"], 8)[0], 16)
         for dataset in (training, embedding):
             for index in range(len(dataset)):
                 assert np.isfinite(dataset[index]["frames"]).all()
