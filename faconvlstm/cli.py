@@ -1,4 +1,5 @@
-"""The ``faconvlstm`` command: synth, train, embed, cluster, demo (wrappers of the Python API)."""
+"""The ``faconvlstm`` command: synth, train, embed, index, cluster, evaluate, demo (wrappers of
+the Python API)."""
 
 from __future__ import annotations
 
@@ -359,6 +360,30 @@ def embed(run_dir, data, out, time_range, align, batch_size):
             ],
         },
     )
+
+
+@main.command()
+@click.argument("data", nargs=-1, required=True)
+@click.option("--var", "variable", required=True, help="The variable, e.g. sst or z@500.")
+@click.option("--region", required=True,
+              help="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX of the box, e.g. -5,5,190,240 (Nino 3.4).")
+@click.option("--name", help="The index's column name (default: the variable's).")
+@click.option("--time", "time_range", help="START:END of the data to use.")
+@click.option("--season", help="Months to keep, e.g. DJF or NDJFM.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@user_errors
+def index(data, variable, region, name, time_range, season, out):
+    """Write a box index of DATA as CSV (for evaluate --index): the area-mean seasonal anomaly."""
+    from faconvlstm.data.indices import region_index, write_index
+
+    selection = data_selection(data, variable, region, time_range, season, None)
+    with one_line_data_warnings():
+        series = region_index(selection.load().load())
+    write_index(series, out, name or series.name)
+    summary(f"Wrote {out}", {
+        "time steps": series.sizes["time"],
+        "standard deviation": f"{float(series.std()):.3g} {series.attrs['units']}",
+    })
 
 
 @main.command()

@@ -4,6 +4,8 @@ A CSV file has the dates in its first column and one index per further column; a
 holds the indices as variables along its time axis. :func:`align_index` interpolates an index
 linearly in (fractional) year onto the data's timestamps, so a monthly index (stamped at the
 start or the end of each month, read as mid-month) meets daily data, whatever their calendars.
+:func:`region_index` makes the classic box indices (Nino 3.4: SST anomalies averaged over
+5S-5N, 170W-120W) from gridded fields, and :func:`write_index` writes one as such a CSV.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import xarray as xr
 
 from faconvlstm.data.calendar import decimal_year
 from faconvlstm.data.io import find_axis, open_dataset
+from faconvlstm.data.preprocessing import Anomalies, area_weights
+from faconvlstm.data.storage import atomic_path
 from faconvlstm.errors import InputError
 
 CSV_SUFFIXES = (".csv", ".txt")
@@ -86,3 +90,35 @@ def align_index(index: xr.DataArray, time: xr.DataArray, min_overlap: int = 30) 
             f"({time.values[0]} to {time.values[-1]}); expected at least {min_overlap}."
         )
     return values
+
+
+def region_index(fields: xr.DataArray) -> xr.DataArray:
+    """The area-weighted (cos latitude) mean over the grid of the anomalies of one channel of
+    fields ``(time, lat, lon, channel)``, invalid cells left out: ``(time,)``, in the
+    channel's units.
+
+    The anomalies are departures from the channel's seasonal climatology per cell (the
+    :class:`~faconvlstm.data.preprocessing.Anomalies` step: mean and 3 annual harmonics,
+    fitted on all of ``fields``), so a box crop of SST gives the Nino indices.
+    """
+    if fields.sizes["channel"] != 1:
+        raise InputError(
+            f"An index is made of one variable; got {fields.sizes['channel']} channels "
+            f"({', '.join(map(str, fields['channel'].values))})."
+        )
+    anomalies = Anomalies().fit(fields).transform(fields).isel(channel=0)
+    weights = xr.DataArray(area_weights(fields["lat"].values), dims="lat") * anomalies.notnull()
+    index = (anomalies.fillna(0.0) * weights).sum(("lat", "lon")) / weights.sum(("lat", "lon"))
+    return index.rename(str(fields["channel"].values[0])).assign_attrs(
+        units=str(fields["units"].values[0]), long_name="area-mean seasonal anomaly"
+    )
+
+
+def write_index(index: xr.DataArray, path: str | os.PathLike, name: str) -> Path:
+    """Write ``index`` (``(time,)``) atomically as a CSV that :func:`read_indices` reads:
+    dates, then one column ``name``."""
+    table = pd.DataFrame({name: index.values}, index=pd.Index(
+        [str(stamp)[:19] for stamp in index["time"].values], name="time"))
+    with atomic_path(Path(path)) as temporary:
+        table.to_csv(temporary)
+    return Path(path)

@@ -29,18 +29,8 @@ class MaskedLeadLoss(layers.Layer):
 
     def call(self, inputs):
         predicted, frames, weights = inputs
-        steps = ops.shape(frames)[1]
-        per_lead = []
-        for lead in range(predicted.shape[2]):
-            forecast = predicted[:, : steps - lead, lead]
-            target, weight = frames[:, lead:], weights[:, lead:]
-            total = ops.maximum(ops.sum(weight), keras.backend.epsilon())
-            per_lead.append(ops.sum(ops.square(forecast - target) * weight) / total)
-        loss = per_lead[0]
-        if len(per_lead) > 1:
-            share = self.reconstruction_share
-            loss = share * loss + (1.0 - share) * ops.mean(ops.stack(per_lead[1:]))
-        self.add_loss(loss)
+        self.add_loss(lead_loss(*lead_errors(predicted, frames, weights),
+                                self.reconstruction_share))
         return predicted
 
     def get_config(self):
@@ -48,3 +38,28 @@ class MaskedLeadLoss(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
+
+
+def lead_errors(predicted, frames, weights) -> tuple[list, list]:
+    """Per lead ``k``: the weighted squared error ``sum(w (x_hat - x)^2)`` of the forecasts
+    whose target lies inside the window, and the weight ``sum(w)`` of those targets.
+    Shapes as :class:`MaskedLeadLoss`'s inputs."""
+    steps = ops.shape(frames)[1]
+    errors, totals = [], []
+    for lead in range(predicted.shape[2]):
+        weight = weights[:, lead:]
+        errors.append(ops.sum(ops.square(predicted[:, : steps - lead, lead] - frames[:, lead:])
+                              * weight))
+        totals.append(ops.sum(weight))
+    return errors, totals
+
+
+def lead_loss(errors: list, totals: list, reconstruction_share: float):
+    """``s L_0 + (1 - s) mean_k L_k`` with ``L_k = errors[k] / totals[k]``; ``L_0`` alone for
+    one lead."""
+    losses = [error / ops.maximum(total, keras.backend.epsilon())
+              for error, total in zip(errors, totals)]
+    if len(losses) == 1:
+        return losses[0]
+    share = reconstruction_share
+    return share * losses[0] + (1.0 - share) * ops.mean(ops.stack(losses[1:]))

@@ -24,6 +24,7 @@ from faconvlstm import validation
 from faconvlstm.errors import InputError
 from faconvlstm.layers import SubspaceHead
 from faconvlstm.models.autoencoder import RECONSTRUCTION_LAYER
+from faconvlstm.models.losses import lead_errors, lead_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,14 +262,17 @@ def _global_moments(inputs):
 def _global_loss(model: keras.Model, reconstruction_layer, x: dict, y_pred, processes: int,
                  training: bool):
     """This process's loss, rescaled so that its average over the processes is the loss of
-    the global batch: the reconstruction error is normalized by the weight of all processes'
-    windows, not of this process's alone."""
+    the global batch: the error of each lead is normalized by the weight of all processes'
+    targets of that lead, not of this process's alone."""
     loss = model.compute_loss(x=x, y_pred=y_pred, training=training)
-    reconstruction = reconstruction_layer.losses[0]
-    local_weight = keras.ops.sum(keras.ops.convert_to_tensor(x["weights"])).detach()
-    total_weight = _global_sum(local_weight).clamp_min(keras.backend.epsilon())
-    share = processes * local_weight.clamp_min(keras.backend.epsilon()) / total_weight
-    return loss + (share - 1) * reconstruction
+    predicted = keras.ops.expand_dims(y_pred["reconstruction"], 2)
+    if "forecast" in y_pred:
+        predicted = keras.ops.concatenate([predicted, y_pred["forecast"]], axis=2)
+    frames, weights = (keras.ops.convert_to_tensor(x[name]) for name in ("frames", "weights"))
+    errors, totals = lead_errors(predicted, frames, weights)
+    totals = [_global_sum(total.detach()) for total in totals]
+    rescaled = processes * lead_loss(errors, totals, reconstruction_layer.reconstruction_share)
+    return loss - reconstruction_layer.losses[0] + rescaled
 
 
 def _update_metrics(model: keras.Model, loss, processes: int) -> dict:

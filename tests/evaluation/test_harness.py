@@ -68,16 +68,39 @@ def test_evaluate_says_once_how_the_window_adapted(monkeypatch, tmp_path):
 
 
 def test_the_ablations_change_one_setting_each_on_top_of_fa():
-    from faconvlstm.evaluation.harness import ABLATIONS, model_variants
+    from faconvlstm.evaluation.harness import ABLATIONS, DYNAMICS_ABLATIONS, model_variants
 
     config = ModelConfig(channels=2, grid=(8, 8), filters=(12, 24))
     variants = model_variants(config, ablations=True)
     ablations = {name: settings for name, settings in variants.items() if name.startswith("FA, ")}
-    assert set(ablations) == {f"FA, {name}" for name in ABLATIONS} | {"FA, full-width bottleneck"}
+    assert set(ablations) == ({f"FA, {name}" for name in ABLATIONS} | set(DYNAMICS_ABLATIONS)
+                              | {"FA, full-width bottleneck"})
     assert ablations["FA, full-width bottleneck"] == {"layer_options": {"bottleneck": 24}}
-    assert all(len(settings) == 1 for settings in ablations.values())
+    assert ablations["FA, encoder off (input skip alone)"] == {"encoder": False,
+                                                               "input_skip": True}
+    assert ablations["FA, reconstruction only"] == {"forecast_horizon": 0}
+    others = {name: settings for name, settings in ablations.items()
+              if name != "FA, encoder off (input skip alone)"}
+    assert all(len(settings) == 1 for settings in others.values())
     assert set(model_variants(config, ablations=False)) == {
         "FA", "ConvLSTM2D", "ConvLSTM2D (matched)"}
+
+
+def test_the_dynamics_ablations_train_with_every_seed_the_mechanisms_with_one(monkeypatch,
+                                                                            tmp_path):
+    from faconvlstm.evaluation import harness
+
+    monkeypatch.setattr(harness, "fit", lambda data, run_dir, model, training, progress: model)
+    config = ModelConfig(channels=2, grid=(8, 8))
+    results = harness._train(None, tmp_path, EvaluationSettings(seeds=3),
+                             harness.model_variants(config, ablations=True), progress=False)
+    seeds = {}
+    for name, seed in results:
+        seeds.setdefault(name, []).append(seed)
+    for name in (*harness.MAIN_MODELS, *harness.DYNAMICS_ABLATIONS):
+        assert seeds.pop(name) == [0, 1, 2]
+    assert seeds and all(trained == [0] for trained in seeds.values())
+    assert results["FA, input skip off", 2] == {"input_skip": False}
 
 
 def test_time_to_a_target_loss_adds_up_epoch_times():

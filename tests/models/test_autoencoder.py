@@ -7,7 +7,8 @@ import pytest
 from faconvlstm.errors import InputError
 from faconvlstm.layers import FAConvLSTM2D
 from faconvlstm.models import (
-    MaskedReconstructionLoss,
+    LatentLeads,
+    MaskedLeadLoss,
     ModelConfig,
     build_autoencoder,
     embedding_model,
@@ -49,24 +50,89 @@ def test_a_pattern_decoder_is_an_expansion_on_learned_patterns(rng):
 
 def test_outputs_have_the_documented_shapes(rng):
     config = ModelConfig(**CONFIG)
+    assert config.forecast_horizon == 3  # the default 6, at most half the window
     outputs = build_autoencoder(config)(random_inputs(rng, config))
     assert tuple(outputs["embedding"].shape) == (2, 6, 4)
     assert tuple(outputs["reconstruction"].shape) == (2, 6, 8, 9, 3)
+    assert tuple(outputs["forecast"].shape) == (2, 6, 3, 8, 9, 3)
+    plain = build_autoencoder(ModelConfig(**CONFIG, forecast_horizon=0))
+    assert set(plain(random_inputs(rng, config))) == {"embedding", "reconstruction"}
 
 
-def test_masked_loss_is_the_weighted_mse_and_ignores_invalid_cells(rng):
-    shape = (2, 3, 4, 5, 2)
-    frames, reconstruction = rng.normal(size=shape), rng.normal(size=shape)
-    weights = rng.random(shape) * (rng.random(shape) > 0.5)
-    layer = MaskedReconstructionLoss()
-    layer([keras.ops.convert_to_tensor(a, "float32") for a in (reconstruction, frames, weights)])
-    expected = np.sum(weights * (reconstruction - frames) ** 2) / np.sum(weights)
+@pytest.mark.parametrize("share", [0.5, 0.2])
+def test_the_lead_loss_weighs_the_reconstruction_against_the_mean_forecast_error(rng, share):
+    batch, steps, leads = 2, 5, 3
+    frames = rng.normal(size=(batch, steps, 4, 5, 2))
+    predicted = rng.normal(size=(batch, steps, leads, 4, 5, 2))
+    weights = rng.random(frames.shape) * (rng.random(frames.shape) > 0.5)
+    layer = MaskedLeadLoss(share)
+    layer([keras.ops.convert_to_tensor(a, "float32") for a in (predicted, frames, weights)])
+
+    def error(lead):  # the forecast made at t of step t + lead, scored where it exists
+        target, weight = frames[:, lead:], weights[:, lead:]
+        return np.sum(weight * (predicted[:, : steps - lead, lead] - target) ** 2) / weight.sum()
+
+    expected = share * error(0) + (1 - share) * np.mean([error(1), error(2)])
     np.testing.assert_allclose(float(layer.losses[0]), expected, rtol=1e-5)
 
     garbage = np.where(weights > 0, frames, 1e6)
-    again = MaskedReconstructionLoss()
-    again([keras.ops.convert_to_tensor(a, "float32") for a in (reconstruction, garbage, weights)])
+    again = MaskedLeadLoss(share)
+    again([keras.ops.convert_to_tensor(a, "float32") for a in (predicted, garbage, weights)])
     assert float(again.losses[0]) == pytest.approx(float(layer.losses[0]), rel=1e-6)
+    alone = MaskedLeadLoss(share)
+    alone([keras.ops.convert_to_tensor(a, "float32")
+           for a in (predicted[:, :, :1], frames, weights)])
+    np.testing.assert_allclose(float(alone.losses[0]), error(0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dynamics", ["per-lead", "linear"])
+def test_latent_leads_start_as_persistence_and_follow_their_maps(rng, dynamics):
+    z = rng.normal(size=(2, 5, 4)).astype("float32")
+    leads = LatentLeads(3, dynamics)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(leads(z)),
+                               np.repeat(z[:, :, None], 4, axis=2), rtol=1e-6)
+    maps = rng.normal(size=tuple(leads.maps.shape)).astype("float32")
+    offsets = rng.normal(size=tuple(leads.offsets.shape)).astype("float32")
+    leads.maps.assign(maps)
+    leads.offsets.assign(offsets)
+    if dynamics == "per-lead":
+        expected = [z] + [z @ maps[k] + offsets[k] for k in range(3)]
+    else:
+        expected = [z]
+        for _ in range(3):
+            expected.append(expected[-1] @ maps[0] + offsets[0])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(leads(z)), np.stack(expected, axis=2),
+                               rtol=1e-4, atol=1e-5)
+    assert LatentLeads.from_config(leads.get_config()).get_config() == leads.get_config()
+
+
+@pytest.mark.parametrize("options", [{}, {"encoder": False}, {"cell": "convlstm"}],
+                         ids=["fa", "encoder_off", "convlstm"])
+def test_the_embedding_of_a_step_never_sees_a_later_step(rng, options):
+    """Everything is causal: changing steps after t leaves the embedding and the forecasts
+    made at steps up to t unchanged, so the forecast objective cannot copy the future."""
+    config = ModelConfig(**CONFIG, **options)
+    model = build_autoencoder(config)
+    kernel = model.get_layer("decoder").pattern_kernel  # starts at 0: no forecast to compare
+    kernel.assign(rng.normal(size=tuple(kernel.shape)).astype("float32"))
+    inputs = random_inputs(rng, config)
+    changed = dict(inputs)
+    changed["frames"] = inputs["frames"].copy()
+    changed["frames"][:, 4:] += rng.normal(size=changed["frames"][:, 4:].shape) * 5
+    changed["year_fraction"] = inputs["year_fraction"].copy()
+    changed["year_fraction"][:, 4:] = rng.random((2, 2))
+    before, after = model.predict_on_batch(inputs), model.predict_on_batch(changed)
+    for name in ("embedding", "forecast"):
+        np.testing.assert_allclose(np.asarray(after[name])[:, :4], np.asarray(before[name])[:, :4],
+                                   rtol=1e-5, atol=1e-5)
+        assert not np.allclose(np.asarray(after[name])[:, 4:], np.asarray(before[name])[:, 4:])
+
+
+def test_without_the_encoder_the_head_sees_the_frames_alone():
+    model = build_autoencoder(ModelConfig(**CONFIG, encoder=False))
+    assert not encoder_layers(model)
+    head = model.get_layer("subspace_head")
+    assert head.projection_kernel.shape[0] == CONFIG["channels"]
 
 
 def test_invalid_cells_do_not_change_the_embedding(rng):
@@ -179,6 +245,9 @@ def test_config_round_trips_through_a_dict():
         ({"precision": "float8"}, "precision must be one of"),
         ({"decoder_patterns": False, "decoder_filters": 0}, "The decoder needs its patterns"),
         ({"spatial_maps": -1}, "`spatial_maps` must be"),
+        ({"forecast_horizon": 6}, "forecast_horizon must be below the window"),
+        ({"forecast_dynamics": "chaotic"}, "forecast_dynamics must be one of"),
+        ({"encoder": False, "input_skip": False}, "needs the input frames"),
     ],
 )
 def test_bad_settings_raise_clear_errors(settings, message):
@@ -240,7 +309,8 @@ def test_encoder_parameters_count_every_recurrent_layer():
 def test_the_training_memory_estimate_scales_with_the_windows_and_cells(cell):
     def variable(**changes):
         """The estimate less its fixed part (found by extrapolating to 0 windows)."""
-        settings = {"channels": 3, "grid": (32, 48), "window": 8, "cell": cell, **changes}
+        settings = {"channels": 3, "grid": (32, 48), "window": 8, "cell": cell,
+                    "forecast_horizon": 2, **changes}
         batch_size = settings.pop("batch_size", 4)
         config = ModelConfig(**settings)
         one, two = (training_memory_bytes(config, batch_size=size) for size in (1, 2))

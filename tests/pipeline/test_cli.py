@@ -373,7 +373,7 @@ def test_train_and_evaluate_share_the_selection_and_model_options():
                   "--anomalies", "--detrend", "--seed", "--precision", "--devices", "--help"],
         "evaluate": ["--vars", "--out", "--seeds", "--epochs", "--k", *shared, "--anomalies",
                      "--detrend",
-                     "--ablations", "--index", "--help"],
+                     "--ablations", "--index", "--validation-years", "--leads", "--help"],
     }
     for command, names in expected.items():
         result = invoke(command, "--help")
