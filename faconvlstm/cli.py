@@ -296,19 +296,22 @@ def convergence_rows(result) -> dict[str, str]:
 
 @contextlib.contextmanager
 def one_line_data_warnings() -> Iterator[None]:
-    """Inside: a shortened window, or files cut or restamped to fit each other, is shown as
-    one ``Warning:`` line; other warnings as usual."""
+    """Inside: a shortened window, or files cut or restamped to fit each other, is shown once
+    as one ``Warning:`` line (every run of an evaluation reads the same data); other warnings
+    as usual."""
     from faconvlstm.data.alignment import DataAligned
     from faconvlstm.data.splits import WindowAdapted
 
+    shown = set()
     with warnings.catch_warnings():
         show = warnings.showwarning
 
         def one_line(message, category, *args, **kwargs):
-            if issubclass(category, (WindowAdapted, DataAligned)):
-                console.print(f"[yellow]Warning:[/] {escape(str(message))}")
-            else:
+            if not issubclass(category, (WindowAdapted, DataAligned)):
                 show(message, category, *args, **kwargs)
+            elif str(message) not in shown:
+                shown.add(str(message))
+                console.print(f"[yellow]Warning:[/] {escape(str(message))}")
 
         warnings.showwarning = one_line
         yield

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from faconvlstm.data.indices import align_index, read_indices
+from faconvlstm.data.calendar import seasonal_harmonics, year_fraction
+from faconvlstm.data.indices import align_index, read_indices, region_index
 from faconvlstm.errors import InputError
 
 
@@ -82,3 +83,27 @@ def test_missing_file_and_no_overlap_are_refused(tmp_path):
     )
     with pytest.raises(InputError, match="covers 0 of the data's timesteps"):
         align_index(index, daily_time())
+
+
+def test_a_region_index_is_the_area_mean_anomaly_of_its_cells(rng):
+    time = xr.date_range("2000-01-01", periods=48, freq="MS")
+    signal = rng.normal(size=48)
+    season = np.cos(2 * np.pi * year_fraction(xr.DataArray(time, dims="time")))
+    lat = np.array([-30.0, 0.0, 30.0])
+    values = (signal[:, None, None] * np.array([1.0, 2.0, 1.0])[:, None]
+              + 5.0 * season[:, None, None] + 20.0)[..., None] * np.ones((1, 1, 4, 1))
+    values[:, 1, 0] = np.nan  # a land cell
+    fields = xr.DataArray(values, dims=("time", "lat", "lon", "channel"),
+                          coords={"time": time, "lat": lat, "lon": np.arange(4.0),
+                                  "channel": ["sst"], "units": ("channel", ["K"])})
+    index = region_index(fields)
+    weights = np.cos(np.deg2rad(lat))
+    # the valid cells' area weights: 4, 3 and 4 cells in the three rows
+    scale = (weights * np.array([1, 2, 1]) * [4, 3, 4]).sum() / (weights * [4, 3, 4]).sum()
+    fraction = year_fraction(fields["time"])
+    basis = np.concatenate([np.ones((48, 1)), seasonal_harmonics(fraction, 3)], axis=1)
+    residual = signal - basis @ np.linalg.lstsq(basis, signal, rcond=None)[0]
+    np.testing.assert_allclose(index.values, scale * residual, atol=1e-5)
+    assert index.attrs["units"] == "K" and index.name == "sst"
+    with pytest.raises(InputError, match="An index is made of one variable; got 2 channels"):
+        region_index(xr.concat([fields, fields.assign_coords(channel=["t"])], "channel"))

@@ -87,6 +87,46 @@ def test_embeddings_are_time_by_embedding_on_the_source_noleap_time(cli_run):
         assert out.attrs["source"] == str(cli_run["data"])
 
 
+def test_causal_embeddings_see_nothing_after_their_timestep(cli_run, tmp_path):
+    """``--align end``: each day from the window that ends at it, so embedding the data up to
+    a day gives that day the embedding it has in the whole series."""
+    full, cut = tmp_path / "full.nc", tmp_path / "cut.nc"
+    assert_succeeded(invoke("embed", cli_run["run"], "--align", "end", "--out", full))
+    assert_succeeded(invoke("embed", cli_run["run"], "--align", "end", "--time",
+                            "2000-01-01:2000-06-30", "--out", cut))
+    with xr.open_dataset(full) as causal, xr.open_dataset(cut) as shorter, \
+            xr.open_dataset(cli_run["embeddings"]) as centred:
+        assert causal.attrs["alignment"] == "end" and centred.attrs["alignment"] == "center"
+        days = shorter.sizes["time"]
+        np.testing.assert_allclose(shorter["embeddings"].values,
+                                   causal["embeddings"].values[:days], rtol=1e-4, atol=1e-5)
+        assert not np.allclose(causal["embeddings"].values, centred["embeddings"].values)
+
+
+def test_files_of_different_regions_train_with_one_warning_line(cli_run, tmp_path):
+    with xr.open_dataset(cli_run["data"]) as source:
+        source = source.load()
+    source[["t2m"]].to_netcdf(tmp_path / "t2m.nc")
+    source[["sst"]].isel(lat=slice(2, None), lon=slice(1, 9)).to_netcdf(tmp_path / "sst.nc")
+    options = [option if option != "t2m,z@500,sst" else "t2m,sst" for option in TRAIN_OPTIONS]
+    result = invoke("train", tmp_path / "t2m.nc", tmp_path / "sst.nc", "--out",
+                    tmp_path / "run", *options)
+    assert_succeeded(result)
+    assert result.stderr.count("Warning:") == 1, result.stderr
+    assert "cut to the region they share" in " ".join(result.stderr.split())
+
+
+def test_index_writes_a_box_index_that_evaluate_reads(cli_run, tmp_path):
+    from faconvlstm.data.indices import read_indices
+
+    out = tmp_path / "box.csv"
+    assert_succeeded(invoke("index", cli_run["data"], "--var", "t2m", "--region=30,60,-60,0",
+                            "--name", "box", "--out", out))
+    series = read_indices(out)["box"]
+    assert series.sizes["time"] == 730
+    assert abs(float(series.mean())) < 0.1 * float(series.std())  # anomalies
+
+
 def test_labels_carry_cf_flags_scores_persistence_and_transitions(cli_run):
     with xr.open_dataset(cli_run["labels"]) as labels:
         label = labels["label"]
