@@ -43,6 +43,8 @@ SIZES = {
 }
 CELLS = {"fa": "FA", "convlstm": "ConvLSTM2D twin"}
 PARTS = ("encoder", "head", "temporal attention", "decoder and loss")
+#: The decoder and loss part includes the forecast leads (the latent maps and one decoding
+#: per lead).
 EMBED_BATCH = 32
 
 
@@ -102,7 +104,7 @@ def part_models(autoencoder, config) -> dict:
     encoding = autoencoder.get_layer("positional_encoding")(year_fraction)
     attended = autoencoder.get_layer("temporal_attention")([z, encoding])
     target, weights = keras.Input((window, *grid, channels)), keras.Input((window, *grid, channels))
-    decoded = autoencoder.get_layer("decoder")(z)
+    decoded = autoencoder.get_layer("decoder")(autoencoder.get_layer("leads")(z))
     reconstruction = autoencoder.get_layer("reconstruction")([decoded, target, weights])
     return {
         "encoder": (keras.Model(frames, hidden), output_mean),

@@ -232,3 +232,26 @@ def test_a_run_written_before_numbered_checkpoints_and_precision_still_resumes(
     result = fit(selection, run_dir, MODEL, more_epochs(2), progress=False)
     assert (result.resumed_from, result.epochs_done) == (1, 2)
     assert sorted(p.name for p in run_dir.glob("checkpoint*")) == ["checkpoint-0002.keras"]
+
+
+@pytest.mark.parametrize("freq, window, horizon", [
+    ("MS", 16, 6), ("MS", 8, 4), ("D", 16, 7), ("YS", 7, 3), ("YS", 16, 3), ("D", 2, 1),
+])
+def test_the_forecast_horizon_follows_the_time_step_within_half_the_window(freq, window,
+                                                                          horizon):
+    from faconvlstm.pipeline.training import default_horizon
+
+    time = xr.DataArray(xr.date_range("2000-01-01", periods=60, freq=freq), dims="time")
+    assert default_horizon(time, window) == horizon
+
+
+def test_a_run_records_the_horizon_it_chose_and_keeps_a_given_one(trained_run, selection,
+                                                                 tmp_path):
+    record = json.loads((trained_run.run_dir / RUN_FILE).read_text())
+    assert record["model"]["forecast_horizon"] == min(7, WINDOW // 2)  # daily data
+    given = fit(selection, tmp_path / "given", {**MODEL, "forecast_horizon": 1},
+                dataclasses.replace(SETTINGS, epochs=1), progress=False)
+    assert json.loads((given.run_dir / RUN_FILE).read_text())["model"]["forecast_horizon"] == 1
+    with pytest.raises(InputError, match="forecast_horizon must be below the window"):
+        fit(selection, tmp_path / "long", {**MODEL, "forecast_horizon": WINDOW},
+            SETTINGS, progress=False)
