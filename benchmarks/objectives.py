@@ -35,11 +35,11 @@ from faconvlstm.pipeline.embedding import TrainedRun
 #: the loss on the reconstruction), latent linear dynamics, more weight on the forecasts,
 #: the reconstruction alone, and the default without the input skip.
 CANDIDATES = {
-    "forecast, per-lead maps (default)": {},
-    "forecast, latent linear dynamics": {"forecast_dynamics": "linear"},
-    "forecast, reconstruction share 0.25": {"reconstruction_share": 0.25},
+    "default (per-lead maps)": {},
+    "latent linear dynamics": {"forecast_dynamics": "linear"},
+    "reconstruction share 0.25": {"reconstruction_share": 0.25},
     "reconstruction only": {"forecast_horizon": 0},
-    "forecast, no input skip": {"input_skip": False},
+    "no input skip": {"input_skip": False},
 }
 
 

@@ -175,6 +175,9 @@ def command_line(context: click.Context) -> str:
             words.extend(str(v) for v in (value if isinstance(value, tuple) else [value]))
         elif getattr(parameter, "is_flag", False) and parameter.secondary_opts:
             words.append(parameter.opts[0] if value else parameter.secondary_opts[0])
+        elif isinstance(value, tuple):  # a repeatable option, once per value
+            for item in value:
+                words.extend([parameter.opts[0], str(item)])
         else:
             words.extend([parameter.opts[0], str(value)])
     return " ".join(words)

@@ -307,8 +307,8 @@ def _skill_verdicts(scores: dict, leads: tuple[int, ...], indices: list[str]) ->
         beaten = [m for m in others if m in scores and fa > seed_skill(scores[m], names, later).mean()]
         lost = [m for m in others if m in scores and m not in beaten]
         lines.append(
-            f"- {target}, leads {', '.join(map(str, later))}: FA {fa:.3f}; above "
-            f"{', '.join(beaten) or 'none'}; not above {', '.join(lost) or 'none'}."
+            f"- {target}, leads {', '.join(map(str, later))}: FA {fa:.3f}; above: "
+            f"{', '.join(beaten) or 'none'}; at or below: {', '.join(lost) or 'none'}."
         )
     same = [float(np.mean(scores[FA][pc, 0])) for pc in pcs]
     lines.append(f"- The state at t (lead 0) of PC 1-{PROBED_PCS}: "

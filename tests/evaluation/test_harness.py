@@ -1,5 +1,6 @@
 """The evaluation harness: its helpers, and ``faconvlstm evaluate`` end to end."""
 
+import json
 import re
 
 import numpy as np
@@ -240,6 +241,13 @@ def test_evaluate_writes_every_section_of_the_report(tmp_path, monkeypatch):
     assert "EOF PC 1" in report
     assert "index factor_enso" in report
     assert "--seeds 2" in report  # the command is named
+    assert f"--index {index}" in report  # a repeatable option once per value
+    skill = json.loads((out / "skill.json").read_text())
+    assert skill["leads"] == [0, 1, 3, 7, 14]
+    assert set(skill["skill"]["held out"]) == {
+        "FA", "ConvLSTM2D", "ConvLSTM2D (matched)", "EOF PCs at t",
+        "extended EOFs of the window", "persistence"}
+    assert len(skill["skill"]["blocked folds"]["FA"]["index factor_enso"]["3"]) == 2  # seeds
     for stage in (*harness.STAGES, "all measurements after training"):
         assert re.search(rf"\| {re.escape(stage)} \| \d", report), stage
 
