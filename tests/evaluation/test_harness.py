@@ -274,3 +274,29 @@ def test_a_bad_index_file_stops_evaluate_before_training(tmp_path, synthetic_fil
     assert result.exit_code == 1
     assert "columns ['phase'] are not numeric" in result.output
     assert not (tmp_path / "report" / "runs").exists()
+
+
+def test_the_skill_verdicts_read_the_table():
+    from faconvlstm.evaluation.report import _skill_verdicts
+
+    leads = (0, 1, 3, 6, 9)
+    pcs = ["EOF PC 1", "EOF PC 2", "EOF PC 3"]
+
+    def method(value, seeds=(0.0,)):
+        return {(target, lead): [value + seed for seed in seeds]
+                for target in [*pcs, "index nino34"] for lead in leads}
+
+    scores = {
+        "FA": method(0.5, seeds=(-0.02, 0.0, 0.02)),
+        "FA, encoder off (input skip alone)": method(0.3, seeds=(-0.01, 0.0, 0.01)),
+        "EOF PCs at t": method(0.4), "extended EOFs of the window": method(0.6),
+        "persistence": method(-0.5), "ConvLSTM2D": method(0.5),
+    }
+    lines = _skill_verdicts(scores, leads, ["index nino34"])
+    assert lines[0].startswith("- The encoder's share (PC 1-3, leads 3, 6): FA 0.500, "
+                               "encoder off 0.300, difference +0.200")
+    assert "2 standard deviations of the seeds 0.033" in lines[0]
+    assert lines[1] == ("- PC 1-3, leads 3, 6, 9: FA 0.500; above: EOF PCs at t, persistence; "
+                        "at or below: extended EOFs of the window, ConvLSTM2D.")
+    assert lines[2].startswith("- index nino34, leads 3, 6, 9: FA 0.500;")
+    assert lines[3] == "- The state at t (lead 0) of PC 1-3: 0.500 / 0.500 / 0.500."
