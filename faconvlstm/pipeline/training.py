@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 import faconvlstm.backends
-from faconvlstm.data.calendar import lead_steps
+from faconvlstm.data.calendar import YEARLY_LEADS, lead_steps
 from faconvlstm.data.preprocessing import Preprocessor, area_weights, make_preprocessor
 from faconvlstm.data.splits import Split, covers_all_longitudes, hold_out
 from faconvlstm.data.windows import WindowDataset, training_starts
@@ -206,8 +206,12 @@ class _Plan:
 def default_horizon(time: xr.DataArray, window: int) -> int:
     """The forecast horizon for data on ``time`` with windows of ``window`` steps: the third
     lead at which skill is measured (:func:`~faconvlstm.data.calendar.lead_steps`: 6 months,
-    7 days, 3 years), at most half the window."""
+    7 days), at most half the window; 0 (no forecast objective) for yearly steps (annual or
+    seasonal means), where next year's fields hold little to learn and forecasting them
+    costs the reconstruction (docs/RESULTS.md)."""
     leads = lead_steps(time)
+    if leads == YEARLY_LEADS:
+        return 0
     return min(leads[min(2, len(leads) - 1)], max(1, window // 2))
 
 
