@@ -57,7 +57,8 @@ def extended_eofs(
     """Extended EOF principal components ``(N, modes)``: a PCA of the causal delay embedding
     (:func:`delay_embedding`) of the EOF PCs ``pcs (N, m)`` over ``window`` steps, fitted on
     the rows of ``training`` with a full window (time-delay embedding, as in multichannel
-    singular spectrum analysis); NaN where the window is not full.
+    singular spectrum analysis); NaN where the window is not full. Short training parts
+    give fewer modes: at most one less than their full windows.
 
     The lags run into the past, so the components of step t use nothing after it.
     """
@@ -66,11 +67,12 @@ def extended_eofs(
     fitted = full.copy()
     fitted[np.arange(len(full))[training].max() + 1 :] = False
     fitted[: np.arange(len(full))[training].min()] = False
-    if fitted.sum() <= modes:
+    if fitted.sum() < 2:
         raise InputError(
-            f"Extended EOFs of {modes} modes over a window of {window} steps need more than "
-            f"{modes} full windows in the training part; it has {int(fitted.sum())}."
+            f"Extended EOFs over a window of {window} steps need at least 2 full windows in "
+            f"the training part; it has {int(fitted.sum())}."
         )
+    modes = min(modes, int(fitted.sum()) - 1)
     pca = PCA(modes, random_state=0).fit(embedded[fitted])
     components = np.full((len(embedded), modes), np.nan)
     components[full] = pca.transform(embedded[full])

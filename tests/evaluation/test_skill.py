@@ -63,8 +63,10 @@ def test_extended_eofs_are_a_pca_of_the_past_window_fitted_on_the_training_rows(
     later[50:] += 100.0  # the future of step 49 changes nothing up to it
     np.testing.assert_allclose(extended_eofs(later, time, 3, 2, slice(0, 40))[:50],
                                components[:50])
-    with pytest.raises(InputError, match="need more than 2 full windows"):
-        extended_eofs(pcs, time, 3, 2, slice(0, 4))
+    assert extended_eofs(pcs, time, 3, 2, slice(0, 4)).shape == (60, 1)  # 2 full windows
+    with pytest.raises(InputError, match="need at least 2 full windows in the training part; "
+                                         "it has 1"):
+        extended_eofs(pcs, time, 3, 2, slice(0, 3))
 
 
 def test_persistence_is_the_value_now_as_the_forecast(rng):
