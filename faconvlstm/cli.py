@@ -63,7 +63,14 @@ def options(*decorators):
     return apply
 
 
+time_axis_options = options(
+    click.option("--time-dim", help="The time dimension, where the data's metadata do not "
+                 "mark one (e.g. timestep)."),
+    click.option("--time-units", help="CF units of the time dimension, where the data lack "
+                 "them, e.g. 'hours since 1996-01-05 00:00'."),
+)
 selection_options = options(
+    time_axis_options,
     click.option("--region",
                  help="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX in degrees (may cross the dateline)."),
     click.option("--time", "time_range", help="START:END of the data to use."),
@@ -183,13 +190,15 @@ def command_line(context: click.Context) -> str:
     return " ".join(words)
 
 
-def data_selection(data, variables, region, time_range, season, coarsen):
+def data_selection(data, variables, region, time_range, season, coarsen, time_dim=None,
+                   time_units=None):
     """The DATA arguments and selection options as a :class:`faconvlstm.pipeline.DataSelection`."""
     from faconvlstm.pipeline import DataSelection
 
     return DataSelection(
         source=data_source(data), variables=names(variables), region=parse_region(region),
-        time=parse_time(time_range), season=season, coarsen=coarsen,
+        time=parse_time(time_range), season=season, coarsen=coarsen, time_dim=time_dim,
+        time_units=time_units,
     )
 
 
@@ -241,14 +250,16 @@ def model_settings(filters, embedding_dim, window, cell, attention_every,
               help="Train data-parallel on this many devices (JAX: one process; PyTorch: "
                    "one process each, started under torchrun; see docs/scale.md).")
 @user_errors
-def train(data, variables, run_dir, region, time_range, season, coarsen, log1p, epochs,
+def train(data, variables, run_dir, time_dim, time_units, region, time_range, season, coarsen,
+          log1p, epochs,
           patience, min_steps, batch_size, learning_rate, stride, validation_years, filters,
           embedding_dim, window, cell, attention_every, anomalies, detrend, seed, precision,
           devices):
     """Train on DATA (NetCDF files, a glob or a Zarr store); resumes if RUN_DIR has a run."""
     from faconvlstm.pipeline import TrainingSettings, fit
 
-    selection = data_selection(data, variables, region, time_range, season, coarsen)
+    selection = data_selection(data, variables, region, time_range, season, coarsen, time_dim,
+                               time_units)
     settings = TrainingSettings(
         epochs=epochs, patience=patience, min_steps=min_steps, batch_size=batch_size,
         learning_rate=learning_rate, window_stride=stride,
@@ -377,12 +388,14 @@ def embed(run_dir, data, out, time_range, align, batch_size):
 @click.option("--time", "time_range", help="START:END of the data to use.")
 @click.option("--season", help="Months to keep, e.g. DJF or NDJFM.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@time_axis_options
 @user_errors
-def index(data, variable, region, name, time_range, season, out):
+def index(data, variable, region, name, time_range, season, out, time_dim, time_units):
     """Write a box index of DATA as CSV (for evaluate --index): the area-mean seasonal anomaly."""
     from faconvlstm.data.indices import region_index, write_index
 
-    selection = data_selection(data, variable, region, time_range, season, None)
+    selection = data_selection(data, variable, region, time_range, season, None, time_dim,
+                               time_units)
     with one_line_data_warnings():
         series = region_index(selection.load().load())
     write_index(series, out, name or series.name)
@@ -434,7 +447,8 @@ def cluster(embeddings, k, out, seed):
 @click.option("--leads", help="Leads in timesteps of the skill table, e.g. 1,3,6,9. Default: by "
                               "the time step (months 1,3,6,9; days 1,3,7,14; years 1,2,3).")
 @user_errors
-def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, season, coarsen,
+def evaluate(data, variables, out_dir, seeds, epochs, k, time_dim, time_units, region,
+             time_range, season, coarsen,
              log1p, anomalies, detrend, ablations, filters, embedding_dim, window, index_files,
              validation_years, leads):
     """FA against its ConvLSTM2D twins and EOF on DATA (default: synthetic); writes a report."""
@@ -446,7 +460,8 @@ def evaluate(data, variables, out_dir, seeds, epochs, k, region, time_range, sea
     if data:
         if not variables:
             raise click.UsageError("--vars is required with DATA.")
-        selection = data_selection(data, variables, region, time_range, season, coarsen)
+        selection = data_selection(data, variables, region, time_range, season, coarsen,
+                                   time_dim, time_units)
     settings = EvaluationSettings(
         seeds=seeds, epochs=epochs, k=k, anomalies=anomalies, detrend=detrend,
         ablations=ablations,

@@ -35,7 +35,7 @@ def check_dates(time: xr.DataArray) -> None:
         raise InputError(
             f"The time coordinate holds {time.dtype} values, not dates (units: "
             f"{time.attrs.get('units', 'none')}); expected CF time units like "
-            "'days since 2000-01-01'."
+            "'days since 2000-01-01' (give them with --time-units)."
         )
 
 

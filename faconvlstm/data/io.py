@@ -52,15 +52,18 @@ MONTH_LETTERS = "JFMAMJJASOND"
 VARIABLE_PATTERN = re.compile(r"([^@\s,]+)(?:@([^@\s,]+))?")
 COORDINATE_TOLERANCE = 1e-6
 
-Source = str | os.PathLike | Sequence[str | os.PathLike]
+Source = (str | os.PathLike | xr.Dataset | xr.DataArray
+          | Sequence[str | os.PathLike | xr.Dataset | xr.DataArray])
 Region = tuple[float, float, float, float]
 
 
-def open_dataset(source: Source, time_chunk: int = TIME_CHUNK) -> xr.Dataset:
+def open_dataset(source: Source, time_chunk: int = TIME_CHUNK, time_dim: str | None = None,
+                 time_units: str | None = None) -> xr.Dataset:
     """Open NetCDF or Zarr data lazily, as dask arrays.
 
     ``source`` is a NetCDF file, a Zarr store (a directory or a path ending in ``.zarr``), a glob
-    pattern (``"data/*.nc"``) or a list of paths. Several files (per year or per variable) are
+    pattern (``"data/*.nc"``) or a list of paths; or an xarray Dataset or DataArray (in memory
+    or dask-backed) or a list of them, taken as they are. Several files (per year or per variable) are
     combined by their coordinates, as ``xarray.open_mfdataset`` does (an outer join: a level or
     a time present in only some files is NaN in the others); they must share one calendar and
     grids that coincide where they overlap: files covering different regions are cut to the
@@ -73,15 +76,101 @@ def open_dataset(source: Source, time_chunk: int = TIME_CHUNK) -> xr.Dataset:
     when contiguous); Zarr keeps its chunks. A missing path raises ``FileNotFoundError``, a file
     the system cannot read (no permission, an I/O failure) its ``OSError``, and a file that is
     not valid NetCDF or Zarr (another format, truncated, corrupted) an ``InputError`` naming it.
+    ``time_dim`` and ``time_units`` fix each file's time axis where its metadata lack them
+    (:func:`decode_time_axis`).
     """
     time_chunk = positive_int(time_chunk, "time_chunk")
+    time_axis = functools.partial(decode_time_axis, time_dim=time_dim, time_units=time_units)
+    objects = _xarray_objects(source)
+    if objects:
+        datasets = [time_axis(ds) for ds in objects]
+        names = [f"dataset {number}" for number in range(1, len(datasets) + 1)]
+        return datasets[0] if len(datasets) == 1 else combine_datasets(names, datasets, "data")
     paths = _resolve_paths(source)
     engine = _engine(paths)
     if len(paths) == 1 and engine == "zarr":
-        return _read(paths[0], functools.partial(xr.open_zarr, paths[0], chunks={}))
-    if len(paths) == 1:
-        return _open_netcdf(paths[0], engine, time_chunk)
-    return _open_files(paths, engine, time_chunk, source)
+        return time_axis(_read(paths[0], functools.partial(xr.open_zarr, paths[0], chunks={})))
+    datasets = [
+        time_axis(_open_netcdf(path, engine, time_chunk, time_dim)) for path in paths
+    ]
+    return datasets[0] if len(datasets) == 1 else combine_datasets(paths, datasets, source)
+
+
+def _xarray_objects(source: Source) -> list[xr.Dataset]:
+    """The datasets of an in-memory ``source`` (a Dataset, a DataArray or a list of them; a
+    DataArray becomes a dataset of one variable named as it is, or ``"data"``); ``[]`` for
+    paths. Paths and xarray objects cannot be mixed."""
+    entries = [source] if isinstance(source, (str, os.PathLike, xr.Dataset, xr.DataArray)) \
+        else list(source)
+    in_memory = [isinstance(entry, (xr.Dataset, xr.DataArray)) for entry in entries]
+    if not any(in_memory):
+        return []
+    if not all(in_memory):
+        raise InputError(
+            "The data mix paths and xarray objects; expected paths only or xarray objects only."
+        )
+    return [
+        entry if isinstance(entry, xr.Dataset) else entry.to_dataset(name=entry.name or "data")
+        for entry in entries
+    ]
+
+
+def decode_time_axis(ds: xr.Dataset, time_dim: str | None = None,
+                     time_units: str | None = None) -> xr.Dataset:
+    """``ds`` with its time axis decoded to dates, for data whose metadata lack them.
+
+    ``time_dim`` names the time dimension (default: the one :func:`find_axis` finds);
+    ``time_units`` gives its CF units (``"hours since 1996-01-05 00:00"``), replacing any the
+    coordinate has; a dimension without a coordinate counts its steps from 0. With neither,
+    ``ds`` is returned unchanged; a time axis that is dates already keeps them (``time_units``
+    is then refused). The decoded coordinate is marked ``axis="T"``.
+    """
+    if time_dim is None and time_units is None:
+        return ds
+    dim = time_dim or find_axis(ds, "time") or next(
+        (name for name in AXIS_NAMES["time"] if name in ds.dims), None
+    )
+    if dim is None or dim not in ds.dims:
+        named = f"no dimension {dim!r}" if dim else "no time dimension"
+        raise InputError(
+            f"The data have {named} (dims: {', '.join(map(str, ds.dims))}); name the time "
+            "dimension with time_dim (--time-dim)."
+        )
+    raw = ds[dim] if dim in ds.coords else xr.DataArray(np.arange(ds.sizes[dim]), dims=dim)
+    if is_dates(raw):
+        if time_units is not None:
+            raise InputError(
+                f"The time dimension {dim!r} holds dates already; leave out time_units "
+                "(--time-units)."
+            )
+        return ds
+    decoded = _decoded_time(dim, raw, time_units or raw.attrs.get("units"))
+    return ds.assign_coords({dim: decoded})
+
+
+def _decoded_time(dim: str, raw: xr.DataArray, units: str | None) -> xr.Variable:
+    """The numbers of ``raw`` decoded as CF times in ``units``, or an ``InputError``."""
+    example = "expected CF units such as 'hours since 1996-01-05 00:00'"
+    if not units:
+        raise InputError(
+            f"The time dimension {dim!r} holds numbers without units; give them with "
+            f"time_units (--time-units), {example}."
+        )
+    attrs = {"units": units, "calendar": raw.attrs.get("calendar", "standard")}
+    try:
+        decoded = xr.decode_cf(xr.Dataset(coords={dim: (dim, raw.values, attrs)}))[dim]
+    except Exception as error:  # noqa: BLE001 -- xarray's decoding errors vary by version
+        raise InputError(
+            f"cannot decode the time dimension {dim!r} with units {units!r}: "
+            f"{first_line(error).split(' with ')[0]}; {example}."
+        ) from error
+    if not is_dates(decoded):
+        raise InputError(
+            f"The time units {units!r} of dimension {dim!r} are not CF time units; {example}."
+        )
+    variable = decoded.variable.copy()
+    variable.attrs["axis"] = "T"
+    return variable
 
 
 def standardize_axes(ds: xr.Dataset) -> xr.Dataset:
@@ -100,9 +189,11 @@ def standardize_axes(ds: xr.Dataset) -> xr.Dataset:
     axes = {axis: find_axis(ds, axis) for axis in AXIS_NAMES}
     for axis in VARIABLE_DIMS:
         if axes[axis] is None:
+            fix = ("; or name the time dimension and give its units (--time-dim, --time-units)"
+                   if axis == "time" else "")
             raise InputError(
                 f"No {axis} axis found among the dimensions ({', '.join(map(str, ds.dims))}); "
-                f"expected CF metadata or a name in {', '.join(AXIS_NAMES[axis])}."
+                f"expected CF metadata or a name in {', '.join(AXIS_NAMES[axis])}{fix}."
             )
     found = {name: axis for axis, name in axes.items() if name is not None}
     ds = _drop_bounds(ds, found)
@@ -214,9 +305,12 @@ def load_fields(
     time: tuple[str, str] | None = None,
     season: str | Sequence[int] | None = None,
     coarsen: int | None = None,
+    time_dim: str | None = None,
+    time_units: str | None = None,
 ) -> xr.DataArray:
-    """``open_dataset`` + ``standardize_axes`` + ``select_fields``: a file to lazy fields."""
-    ds = standardize_axes(open_dataset(source))
+    """``open_dataset`` + ``standardize_axes`` + ``select_fields``: files or xarray objects to
+    lazy fields."""
+    ds = standardize_axes(open_dataset(source, time_dim=time_dim, time_units=time_units))
     return select_fields(ds, variables, region=region, time=time, season=season, coarsen=coarsen)
 
 
@@ -265,11 +359,13 @@ def _read(path: str, opener):
         raise InputError(f"cannot read '{path}' as NetCDF or Zarr: {reason}") from error
 
 
-def _open_netcdf(path: str, engine: str | None, time_chunk: int) -> xr.Dataset:
+def _open_netcdf(path: str, engine: str | None, time_chunk: int,
+                 time_dim: str | None = None) -> xr.Dataset:
     """One NetCDF file, each variable in dask chunks of whole stored chunks (see
-    :func:`open_dataset`), so no dask chunk splits a chunk of the file."""
+    :func:`open_dataset`), so no dask chunk splits a chunk of the file; ``time_dim`` is the
+    time dimension when the file's metadata do not say."""
     ds = _read(path, functools.partial(xr.open_dataset, path, engine=engine, cache=False))
-    time_dim = find_axis(ds, "time")
+    time_dim = time_dim or find_axis(ds, "time")
 
     def chunked(names) -> dict[str, xr.Variable]:
         variables = {name: ds[name].variable for name in names if name not in ds.indexes}
@@ -305,15 +401,14 @@ def _stored_chunks(variable: xr.Variable, time_dim: str | None, time_chunk: int)
     return chunks
 
 
-def _open_files(paths: list[str], engine: str | None, time_chunk: int,
-                source: Source) -> xr.Dataset:
-    """Several NetCDF files combined by their coordinates, after checking that they share
-    one calendar, cutting them to the region they share and aligning their monthly stamps
-    (:mod:`faconvlstm.data.alignment`)."""
-    datasets = [_open_netcdf(path, engine, time_chunk) for path in paths]
+def combine_datasets(names: list[str], datasets: list[xr.Dataset], source) -> xr.Dataset:
+    """Several datasets (``names``: their files, for messages) combined by their coordinates,
+    after checking that they share one calendar, cutting them to the region they share and
+    aligning their monthly stamps (:mod:`faconvlstm.data.alignment`); closing the combined
+    dataset closes them all."""
     try:
-        _check_same_calendar(paths, datasets, source)
-        aligned = _aligned(paths, datasets)
+        _check_same_calendar(names, datasets, source)
+        aligned = _aligned(names, datasets)
         combined = _combine(aligned, source)
     except InputError:
         _close_all(datasets)

@@ -45,7 +45,7 @@ def launch(data: DataSelection, run_dir: str | os.PathLike, model: dict,
     with tempfile.TemporaryDirectory(prefix="faconvlstm-torchrun-") as folder:
         spec, outcome_file = Path(folder) / "spec.json", Path(folder) / "outcome.json"
         write_json(spec, {
-            "data": dataclasses.asdict(data),
+            "data": data.record(),
             "run_dir": os.fspath(run_dir),
             "model": model,
             "training": dataclasses.asdict(training),

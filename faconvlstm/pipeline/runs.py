@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import xarray as xr
 
 import faconvlstm
-from faconvlstm.data.io import load_fields
+from faconvlstm.data.io import Source, load_fields
 from faconvlstm.data.storage import atomic_path
 from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig
@@ -40,24 +41,46 @@ UNNUMBERED_CHECKPOINT = "checkpoint.keras"
 
 @dataclasses.dataclass(frozen=True)
 class DataSelection:
-    """Which data a run reads: ``source`` (file, glob, list or Zarr store) and the selection."""
+    """Which data a run reads: ``source`` (file, glob, list or Zarr store; or xarray objects,
+    which the run records as ``None``) and the selection. ``time_dim`` and ``time_units`` fix
+    a time axis whose metadata are missing (:func:`~faconvlstm.data.io.decode_time_axis`)."""
 
-    source: str | list[str]
+    source: Source | None
     variables: list[str]
     region: list[float] | None = None
     time: list[str] | None = None
     season: str | None = None
     coarsen: int | None = None
+    time_dim: str | None = None
+    time_units: str | None = None
 
-    def load(self, source: str | list[str] | None = None, time: list[str] | None = None):
+    @property
+    def in_memory(self) -> bool:
+        """Whether the source is xarray objects rather than paths."""
+        entries = self.source if isinstance(self.source, (list, tuple)) else [self.source]
+        return any(isinstance(entry, (xr.Dataset, xr.DataArray)) for entry in entries)
+
+    def record(self) -> dict:
+        """The selection as JSON values; an in-memory source is recorded as ``None``."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return json_ready({**values, "source": None if self.in_memory else self.source})
+
+    def load(self, source: Source | None = None, time: list[str] | None = None):
         """The selected fields ``(time, lat, lon, channel)`` of ``source`` (default: the run's)."""
+        source = self.source if source is None else source
+        if source is None:
+            raise InputError(
+                "The run was trained on xarray objects, not files; pass the data to embed."
+            )
         return load_fields(
-            self.source if source is None else source,
+            source,
             self.variables,
             region=self.region,
             time=self.time if time is None else time,
             season=self.season,
             coarsen=self.coarsen,
+            time_dim=self.time_dim,
+            time_units=self.time_units,
         )
 
 
@@ -100,7 +123,7 @@ RESUMABLE_CHANGES = {
 
 def run_record(data: DataSelection, model: ModelConfig, training: TrainingSettings) -> dict:
     return {
-        "data": dataclasses.asdict(data),
+        "data": data.record(),
         "model": model.to_dict(),
         "training": dataclasses.asdict(training),
         "faconvlstm_version": faconvlstm.__version__,
@@ -116,7 +139,7 @@ def json_ready(value: Any) -> Any:
 def with_defaults(record: dict) -> dict:
     """A run record with every setting a later version added filled in by its default."""
     return json_ready({
-        "data": dataclasses.asdict(DataSelection(**record.get("data", {}))),
+        "data": DataSelection(**record.get("data", {})).record(),
         "model": ModelConfig.from_dict(record.get("model", {})).to_dict(),
         "training": dataclasses.asdict(TrainingSettings(**record.get("training", {}))),
     })

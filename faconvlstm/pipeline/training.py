@@ -299,6 +299,11 @@ def fit(
 def _fit_under_torchrun(data: DataSelection, run_dir: Path, plan: _Plan,
                         training: TrainingSettings, progress: bool) -> TrainingResult:
     """:func:`fit` in one process per device, after the checks this process can make."""
+    if data.in_memory:
+        raise InputError(
+            "Training on several PyTorch devices runs one process per device, which read the "
+            "data from files; write the xarray data to a NetCDF or Zarr file and train on it."
+        )
     check_batch_split(training.devices, training.batch_size)
     check_gpus(training.devices)
     check_training_memory(plan.config, training.batch_size, training.devices)

@@ -196,6 +196,76 @@ def test_a_regional_grid_across_the_dateline_stays_one_block(tmp_path):
                                                                       270.0])
 
 
+def hour_counts(ds: xr.Dataset, name: str = "timestep", step: float = 6.0) -> xr.Dataset:
+    """``ds`` with its time axis replaced by bare hour counts on dimension ``name``."""
+    hours = np.arange(ds.sizes["time"]) * step
+    return ds.drop_vars("time").rename(time=name).assign_coords({name: hours})
+
+
+def test_bare_hour_counts_train_through_time_dim_and_units(tmp_path):
+    path = write(hour_counts(gridded())[["t2m"]], tmp_path / "nmc.nc")
+    with pytest.raises(InputError, match=r"No time axis found.*--time-dim, --time-units"):
+        load_fields(path, "t2m")
+
+    fields = load_fields(path, "t2m", time_dim="timestep",
+                         time_units="hours since 1996-01-05 00:00")
+
+    np.testing.assert_array_equal(
+        fields["time"].values[:3],
+        np.array(["1996-01-05T00", "1996-01-05T06", "1996-01-05T12"], "datetime64[ns]"),
+    )
+    np.testing.assert_allclose(fields.sel(channel="t2m").values,
+                               # longitudes wrapped to [-180, 180): 180..330 first
+                               gridded()["t2m"].transpose("time", "lat", "lon").values[:, :, [
+                                   6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5]])
+
+
+def test_an_integer_time_index_of_a_zarr_store_takes_the_given_units(tmp_path):
+    ds = gridded()[["t2m"]]
+    ds = ds.assign_coords(time=np.arange(ds.sizes["time"])).assign_attrs(
+        time_units="days since 1979-01-01"
+    )
+    ds.to_zarr(tmp_path / "store.zarr", zarr_format=2)
+    with pytest.raises(InputError, match=r"holds int64 values, not dates.*--time-units"):
+        load_fields(tmp_path / "store.zarr", "t2m")
+
+    fields = load_fields(tmp_path / "store.zarr", "t2m", time_units="days since 1979-01-01")
+
+    assert fields["time"].values[1] == np.datetime64("1979-01-02")
+
+
+@pytest.mark.parametrize(
+    ("time_dim", "time_units", "message"),
+    [
+        ("timestep", None, r"'timestep' holds numbers without units; give them with time_units"),
+        ("steps", "hours since 2000-01-01", r"no dimension 'steps' \(dims: timestep, lat, lon\)"),
+        ("timestep", "hours", r"'hours' of dimension 'timestep' are not CF time units"),
+        ("timestep", "furlongs since 2000-01-01", r"cannot decode the time dimension 'timestep'"),
+    ],
+)
+def test_time_axis_options_that_do_not_fit_name_the_fix(time_dim, time_units, message):
+    with pytest.raises(InputError, match=message):
+        load_fields(hour_counts(gridded())[["t2m"]], "t2m", time_dim=time_dim,
+                    time_units=time_units)
+
+
+def test_units_for_a_time_axis_of_dates_are_refused():
+    with pytest.raises(InputError, match="holds dates already; leave out time_units"):
+        load_fields(gridded(), "t2m", time_units="days since 2000-01-01")
+
+
+def test_xarray_objects_load_like_files(tmp_path):
+    ds = gridded()
+    from_file = load_fields(write(ds, tmp_path / "data.nc"), ["t2m", "z@500"])
+
+    xr.testing.assert_identical(load_fields(ds, ["t2m", "z@500"]).compute(), from_file.compute())
+    xr.testing.assert_identical(
+        load_fields([ds["t2m"], ds[["z"]]], ["t2m", "z@500"]).compute(), from_file.compute()
+    )
+    with pytest.raises(InputError, match="mix paths and xarray objects"):
+        load_fields([ds, tmp_path / "data.nc"], "t2m")
+
+
 def test_zarr_store_is_read_lazily(tmp_path):
     ds = gridded()
     ds.to_zarr(tmp_path / "store.zarr", zarr_format=2)

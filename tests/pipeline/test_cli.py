@@ -116,6 +116,27 @@ def test_files_of_different_regions_train_with_one_warning_line(cli_run, tmp_pat
     assert "cut to the region they share" in " ".join(result.stderr.split())
 
 
+def test_a_file_of_bare_hour_counts_trains_and_embeds_through_time_options(cli_run, tmp_path):
+    with xr.open_dataset(cli_run["data"]) as source:
+        source = source[["t2m"]].isel(time=slice(0, 200)).load()
+    days = np.arange(source.sizes["time"]) * 24.0
+    source.drop_vars("time").rename(time="timestep").assign_coords(timestep=days).to_netcdf(
+        tmp_path / "hours.nc"
+    )
+    options = [option if option != "t2m,z@500,sst" else "t2m" for option in TRAIN_OPTIONS]
+    result = invoke("train", tmp_path / "hours.nc", "--out", tmp_path / "run", *options)
+    assert_one_line_error(result, r"--time-dim, --time-units")
+
+    assert_succeeded(invoke("train", tmp_path / "hours.nc", "--out", tmp_path / "run", *options,
+                            "--time-dim", "timestep", "--time-units", "hours since 1996-01-05",
+                            "--validation-years", "0"))
+    assert_succeeded(invoke("embed", tmp_path / "run", "--out", tmp_path / "embeddings.nc"))
+
+    with xr.open_dataset(tmp_path / "embeddings.nc") as embedded:
+        assert embedded["time"].values[0] == np.datetime64("1996-01-05")
+        assert embedded["time"].values[-1] == np.datetime64("1996-07-22")
+
+
 def test_index_writes_a_box_index_that_evaluate_reads(cli_run, tmp_path):
     from faconvlstm.data.indices import read_indices
 
@@ -404,8 +425,8 @@ def test_an_input_error_of_any_module_is_one_line(tmp_path):
 
 
 def test_train_and_evaluate_share_the_selection_and_model_options():
-    shared = ["--region", "--time", "--season", "--coarsen", "--log1p", "--filters",
-              "--embedding-dim", "--window"]
+    shared = ["--time-dim", "--time-units", "--region", "--time", "--season", "--coarsen",
+              "--log1p", "--filters", "--embedding-dim", "--window"]
     expected = {
         "train": ["--vars", "--out", *shared, "--epochs", "--patience", "--min-steps",
                   "--batch-size", "--learning-rate",
