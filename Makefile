@@ -18,9 +18,16 @@ install-test:
 # TensorFlow lives in an environment of its own that sees the main one's packages: installed
 # beside PyTorch, Keras reaches it on every backend (seconds of import in each process) and it
 # changes the process's allocator settings (glibc's trim threshold); see docs/layer.md.
+# The main environment's site-packages are added by a .pth file, which works whether $(PYTHON)
+# is a virtualenv's or the system's (a venv made with --system-site-packages from inside a venv
+# sees the base interpreter's packages, not the venv's).
 TF_ENV ?= .venv-tensorflow
+SITE_DIRS = import sysconfig; print(*sorted({sysconfig.get_path(key) for key in ("purelib", "platlib")}))
 install-tensorflow:
-	$(PYTHON) -m venv --system-site-packages $(TF_ENV)
+	$(PYTHON) -m venv $(TF_ENV)
+	main=$$($(PYTHON) -c '$(SITE_DIRS)'); \
+	 own=$$($(TF_ENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	 for dir in $$main; do echo "import site; site.addsitedir('$$dir')"; done > $$own/main-environment.pth
 	$(TF_ENV)/bin/python -m pip install --quiet "tensorflow>=2.16"
 
 # The whole pipeline on the built-in synthetic dataset; DEMO_ARGS e.g. "--epochs 10 --out run".

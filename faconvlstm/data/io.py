@@ -205,7 +205,7 @@ def standardize_axes(ds: xr.Dataset) -> xr.Dataset:
     check_time_axis(ds["time"])
     if "level" in ds.dims:
         ds = _level_in_hpa(ds)
-    return _normalize_longitude(_sort_latitude(ds))
+    return normalize_longitude(_sort_latitude(ds))
 
 
 def channel_name(name: str, level: float | None) -> str:
@@ -506,23 +506,33 @@ def _sort_latitude(ds: xr.Dataset) -> xr.Dataset:
     return ds.sortby("lat")
 
 
-def _normalize_longitude(ds: xr.Dataset) -> xr.Dataset:
-    """Wrap longitude to ``[-180, 180)``, sort it, and drop a repeated meridian (0 and 360).
+def normalize_longitude(data: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    """Wrap ``data``'s longitude to ``[-180, 180)``, sort it, and drop a repeated meridian
+    (0 and 360); a regional grid that crosses the dateline stays one contiguous block
+    (:func:`contiguous_longitudes`)."""
+    lon = data["lon"]
+    order, values = _longitude_order(lon.values)
+    if np.array_equal(order, np.arange(lon.size)) and np.array_equal(values, lon.values):
+        return data
+    data = data.isel(lon=_as_slice(order))
+    return data.assign_coords(lon=data["lon"].copy(data=values.astype(lon.dtype)))
 
-    A regional grid that crosses the dateline stays one contiguous block: it starts after
-    its widest gap and runs past 180 (150..275, not -180..-85 then 150..175).
-    """
-    lon = ds["lon"]
-    wrapped = np.mod(lon.values + 180.0, 360.0) - 180.0
+
+def contiguous_longitudes(lon: np.ndarray) -> np.ndarray:
+    """Longitudes in either convention as one increasing block, as :func:`normalize_longitude`
+    orders them: wrapped to ``[-180, 180)`` and sorted; those of a regional grid split by the
+    dateline (its widest gap elsewhere) run past 180 (150..275, not -180..-85 then 150..175)."""
+    return _longitude_order(np.asarray(lon, dtype=float))[1]
+
+
+def _longitude_order(lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The indices that order ``lon`` as :func:`contiguous_longitudes`, and the values."""
+    wrapped = np.mod(lon + 180.0, 360.0) - 180.0
     order = np.argsort(wrapped, kind="stable")
     order = order[np.concatenate(([True], np.diff(wrapped[order]) > 0))]
     values = _contiguous(wrapped[order])
     order = order[np.argsort(values, kind="stable")]
-    values = np.sort(values)
-    if np.array_equal(order, np.arange(lon.size)) and np.array_equal(values, lon.values):
-        return ds
-    ds = ds.isel(lon=_as_slice(order))
-    return ds.assign_coords(lon=ds["lon"].copy(data=values.astype(lon.dtype)))
+    return order, np.sort(values)
 
 
 def _contiguous(lon: np.ndarray) -> np.ndarray:

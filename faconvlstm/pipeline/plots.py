@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from faconvlstm.data.io import contiguous_longitudes, normalize_longitude
 from faconvlstm.data.storage import atomic_path
 
 ANOMALY_SUFFIX = "_anomaly"
@@ -82,11 +83,13 @@ def panel_columns(lat, lon, panels: int) -> int:
 
 
 def map_figure(lat, lon, rows: int, columns: int):
-    """A constrained-layout figure of ``rows`` x ``columns`` map panels of the lat-lon box.
+    """A constrained-layout figure of ``rows`` x ``columns`` map panels of the lat-lon box,
+    centred on its own longitudes (a box across the dateline is one block, not two halves at
+    the edges of a global map).
 
     Returns ``(figure, axes)``, ``axes`` of shape ``(rows, columns)``.
     """
-    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    lat, lon = np.asarray(lat, dtype=float), contiguous_longitudes(lon)
     width, height = panel_size(lat, lon)
     figure = Figure(figsize=(width * columns + 0.6, height * rows + 0.8), layout="constrained")
     keywords = {}
@@ -130,7 +133,9 @@ def _frame(axis, lat: np.ndarray, lon: np.ndarray) -> None:
 
 def draw_field(axis, field: xr.DataArray, center: float, limit: float, cmap: str = "RdBu_r"):
     """``field`` (lat, lon) as a mesh on ``axis``, coloured from ``center - limit`` to
-    ``center + limit``; returns the mesh for a colour bar."""
+    ``center + limit``, its longitudes one contiguous block; returns the mesh for a colour
+    bar."""
+    field = normalize_longitude(field)
     keywords = {}
     if _is_map(axis):
         import cartopy.crs as ccrs

@@ -21,14 +21,19 @@ LAT, LON = np.linspace(22.0, 70.0, 7), np.linspace(-80.0, 30.0, 12)
 COAST = [[(-80.0, 40.0), (-20.0, 50.0), (30.0, 45.0)]]
 
 
-def composites(k: int = 3) -> tuple[xr.Dataset, xr.Dataset]:
+#: A tropical Pacific box (117.5E..97.5W) in the [-180, 180) convention, sorted: split by the
+#: dateline into -177.5..-97.5 and 117.5..177.5.
+PACIFIC_LON = np.concatenate([np.arange(-177.5, -95.0, 5.0), np.arange(117.5, 180.0, 5.0)])
+
+
+def composites(k: int = 3, lon: np.ndarray = LON) -> tuple[xr.Dataset, xr.Dataset]:
     rng = np.random.default_rng(0)
     fields = {
         f"{name}_anomaly": (("cluster", "lat", "lon"),
-                            rng.normal(scale=scale, size=(k, LAT.size, LON.size)), {"units": "K"})
+                            rng.normal(scale=scale, size=(k, LAT.size, lon.size)), {"units": "K"})
         for name, scale in (("t2m", 5.0), ("sst", 0.5))
     }
-    composite = xr.Dataset(fields, coords={"lat": LAT, "lon": LON})
+    composite = xr.Dataset(fields, coords={"lat": LAT, "lon": lon})
     composite["sst_anomaly"][:, 0, :3] = np.nan  # land
     labels = xr.Dataset({"frequency": ("cluster", np.full(k, 1 / k)),
                          "persistence": ("cluster", np.arange(1.0, k + 1))})
@@ -107,6 +112,23 @@ def test_with_cartopy_the_maps_have_coastlines(cartopy_with_coastline):
         assert len(coasts) == 1
         (geometry,) = coasts[0]._feature.geometries()
         np.testing.assert_allclose(np.asarray(geometry.coords), COAST[0])
+
+
+@pytest.mark.parametrize("kind", ["no_cartopy", "cartopy_with_coastline"])
+def test_a_region_across_the_dateline_is_drawn_as_one_block_centred_on_it(request, kind):
+    request.getfixturevalue(kind)
+    figure = plots.composites_figure(*composites(lon=PACIFIC_LON))
+    for axis in map_axes(figure):
+        mesh = next(c for c in axis.collections if isinstance(c, QuadMesh))
+        mesh_lon = mesh.get_coordinates()[..., 0]
+        # 145 degrees of cell centres, 150 of cell edges; split, the mesh would span 355
+        assert mesh_lon.min() == pytest.approx(115.0) and mesh_lon.max() == pytest.approx(265.0)
+        if kind == "no_cartopy":
+            assert axis.get_xlim() == (117.5, 262.5)
+        else:  # in the map's own coordinates, centred on the box
+            assert axis.projection.proj4_params["pm"] == pytest.approx(190.0)
+            west, east, _, _ = axis.get_extent()
+            assert (west, east) == (pytest.approx(-72.5, abs=0.5), pytest.approx(72.5, abs=0.5))
 
 
 def test_offline_without_coastline_data_the_maps_are_drawn_without_them(
