@@ -12,9 +12,10 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from faconvlstm.data.calendar import contiguous_segments
+from faconvlstm.data.io import Source
 from faconvlstm.errors import InputError
 from faconvlstm.data.storage import write_netcdf
-from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE
+from faconvlstm.pipeline.embedding import EMBEDDING_VARIABLE, EMBEDDINGS_TITLE
 from faconvlstm.pipeline.plots import plot_composites
 from faconvlstm.pipeline.runs import DataSelection, read_run
 
@@ -46,7 +47,11 @@ class ClusterResult:
         return {key: float(self.labels.attrs[key]) for key in keys}
 
 
-def _open_embeddings(embeddings: str | os.PathLike | xr.Dataset) -> xr.Dataset:
+def _open_embeddings(embeddings: str | os.PathLike | xr.Dataset | xr.DataArray) -> xr.Dataset:
+    if isinstance(embeddings, xr.DataArray):
+        embeddings = embeddings.rename(EMBEDDING_VARIABLE).to_dataset().assign_attrs(
+            embeddings.attrs
+        )
     if isinstance(embeddings, xr.Dataset):
         dataset, name = embeddings, "The embeddings"
     else:
@@ -65,6 +70,20 @@ def _open_embeddings(embeddings: str | os.PathLike | xr.Dataset) -> xr.Dataset:
             "the output of `embed`."
         )
     return dataset
+
+
+def _fields_of(embeddings: xr.Dataset, source: Source | None) -> xr.DataArray | None:
+    """The fields the embeddings were made of, by their run's selection: of ``source``, else
+    of the files the embeddings or their run name; None without a run or files."""
+    run_dir = embeddings.attrs.get("run_dir")
+    if not run_dir or not Path(run_dir, "run.json").is_file():
+        return None
+    selection = DataSelection(**read_run(run_dir)["data"])
+    if source is None and embeddings.attrs.get("title") == EMBEDDINGS_TITLE:
+        source = embeddings.attrs.get("source") or None  # the files `embed` read
+    if source is None and selection.source is None:
+        return None
+    return selection.load(source)
 
 
 def clustering_scores(points: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
@@ -189,17 +208,20 @@ def composites(fields: xr.DataArray, labels: xr.DataArray, k: int) -> xr.Dataset
 
 
 def cluster(
-    embeddings: str | os.PathLike | xr.Dataset,
+    embeddings: str | os.PathLike | xr.Dataset | xr.DataArray,
     k: int | None = 4,
     out: str | os.PathLike | None = None,
-    source: str | list[str] | None = None,
+    source: Source | None = None,
     seed: int = 0,
 ) -> ClusterResult:
     """KMeans regimes of the embeddings, with statistics, composites and maps.
 
-    ``k=None`` picks K in 2..8 by silhouette. Composites of the original variables (physical
-    units) need the run that made the embeddings (their ``run_dir`` attribute) and its data,
-    or ``source``. Writes ``out`` (labels), ``<out>_composites.nc`` and
+    ``embeddings``: the file or Dataset ``embed`` writes, or the DataArray
+    ``FAEmbedding.transform`` returns. ``k=None`` picks K in 2..8 by silhouette. Composites
+    of the original variables (physical units) need the run that made the embeddings (their
+    ``run_dir`` attribute) and its data files, or ``source`` (files or xarray objects; a run
+    trained on xarray objects has no files, so without ``source`` it gets no composites).
+    Writes ``out`` (labels), ``<out>_composites.nc`` and
     ``<out>_composites.png`` when ``out`` is given.
     """
     dataset = _open_embeddings(embeddings)
@@ -221,15 +243,14 @@ def cluster(
     result = _labels_dataset(
         dataset["time"], labels, covered, model, clustering_scores(points, labels, seed)
     )
-    result.attrs["embeddings"] = str(embeddings) if not isinstance(embeddings, xr.Dataset) else ""
+    result.attrs["embeddings"] = (
+        "" if isinstance(embeddings, (xr.Dataset, xr.DataArray)) else str(embeddings)
+    )
 
     composite = None
-    run_dir = dataset.attrs.get("run_dir")
-    if run_dir and Path(run_dir, "run.json").is_file():
-        selection = DataSelection(**read_run(run_dir)["data"])
-        fields = selection.load(source or dataset.attrs.get("source") or None)
-        fields = fields.sel(time=dataset["time"])
-        composite = composites(fields, result["label"], k)
+    fields = _fields_of(dataset, source)
+    if fields is not None:
+        composite = composites(fields.sel(time=dataset["time"]), result["label"], k)
     files = []
     if out is not None:
         out = Path(out)

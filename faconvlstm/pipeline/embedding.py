@@ -20,12 +20,17 @@ from faconvlstm.pipeline.runs import PREPROCESSOR_FILE, DataSelection, load_chec
 
 #: The embeddings' variable in the output; its dims are ``(time, embedding)``.
 EMBEDDING_VARIABLE = "embeddings"
+#: The title of the files ``embed`` writes.
+EMBEDDINGS_TITLE = "Per-timestep embeddings"
 
 
-def _source_attribute(source: str | os.PathLike | list) -> str | list[str]:
-    """The data source as a NetCDF attribute that ``cluster`` can read back: a path or paths."""
+def _source_attribute(source) -> str | list[str]:
+    """The data source as a NetCDF attribute that ``cluster`` can read back: a path or paths
+    ("" for xarray objects, which ``cluster`` must be given again)."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
+    if DataSelection(source, []).in_memory:
+        return ""
     return [os.fspath(path) for path in source]
 
 
@@ -132,15 +137,41 @@ def _only_windows_of(
     return starts[needed], np.where(step_window >= 0, np.searchsorted(needed, step_window), -1)
 
 
-def embed_fields(
-    run_dir: str | os.PathLike,
+def embedding_array(
+    run: TrainedRun,
     fields: xr.DataArray,
     batch_size: int = 32,
     progress: bool = False,
     align: str = "center",
-) -> np.ndarray:
-    """:meth:`TrainedRun.embed` of the run in ``run_dir``: embeddings ``(time, d)``."""
-    return TrainedRun(run_dir).embed(fields, batch_size, progress, align=align)
+) -> xr.DataArray:
+    """:meth:`TrainedRun.embed` of ``fields`` as a DataArray ``(time, embedding)`` on their
+    time coordinate, with the run's attributes (``run_dir``, ``alignment``, ...)."""
+    values = run.embed(fields, batch_size, progress, align=align)
+    config = run.config
+    return xr.DataArray(
+        values,
+        dims=("time", "embedding"),
+        coords={"time": fields["time"]},
+        name=EMBEDDING_VARIABLE,
+        attrs={
+            "long_name": "FAConvLSTM embedding",
+            "units": "1",
+            "run_dir": str(run.run_dir.resolve()),
+            "variables": ",".join(str(name) for name in fields["channel"].values),
+            "cell": config.cell,
+            "window": config.window,
+            "alignment": align,
+            "backend": faconvlstm.backend(),
+            "faconvlstm_version": faconvlstm.__version__,
+            "uncovered_timesteps": int(np.isnan(values).any(axis=1).sum()),
+        },
+    )
+
+
+#: Attributes of the embeddings that describe the run, not the variable; ``embed`` writes
+#: them as the file's global attributes.
+RUN_ATTRIBUTES = ("run_dir", "variables", "cell", "window", "alignment", "backend",
+                  "faconvlstm_version", "uncovered_timesteps")
 
 
 def embed(
@@ -161,32 +192,15 @@ def embed(
     ``alignment`` attribute says which. Timesteps in a gap-free stretch shorter than the
     window get NaN. Written atomically to ``out`` (NetCDF) when given.
     """
-    record = read_run(run_dir)
-    selection = DataSelection(**record["data"])
+    selection = DataSelection(**read_run(run_dir)["data"])
     fields = selection.load(source, time)
-    values = embed_fields(run_dir, fields, batch_size, progress, align)
-    config = ModelConfig.from_dict(record["model"])
-    dataset = xr.Dataset(
-        {
-            EMBEDDING_VARIABLE: (
-                ("time", "embedding"),
-                values,
-                {"long_name": "FAConvLSTM embedding", "units": "1"},
-            )
-        },
-        coords={"time": fields["time"]},
-        attrs={
-            "title": "Per-timestep embeddings",
-            "run_dir": str(Path(run_dir).resolve()),
-            "source": _source_attribute(selection.source if source is None else source),
-            "variables": ",".join(selection.variables),
-            "cell": config.cell,
-            "window": config.window,
-            "alignment": align,
-            "backend": faconvlstm.backend(),
-            "faconvlstm_version": faconvlstm.__version__,
-            "uncovered_timesteps": int(np.isnan(values).any(axis=1).sum()),
-        },
+    embeddings = embedding_array(TrainedRun(run_dir), fields, batch_size, progress, align)
+    run_attributes = {key: embeddings.attrs.pop(key) for key in RUN_ATTRIBUTES}
+    run_attributes["variables"] = ",".join(selection.variables)
+    dataset = embeddings.to_dataset().assign_attrs(
+        title=EMBEDDINGS_TITLE,
+        source=_source_attribute(selection.source if source is None else source),
+        **run_attributes,
     )
     if out is not None:
         write_netcdf(dataset, out)
