@@ -83,7 +83,7 @@ def open_dataset(source: Source, time_chunk: int = TIME_CHUNK, time_dim: str | N
     time_axis = functools.partial(decode_time_axis, time_dim=time_dim, time_units=time_units)
     objects = _xarray_objects(source)
     if objects:
-        datasets = [time_axis(ds) for ds in objects]
+        datasets = [time_axis(_units_from_global_attributes(ds)) for ds in objects]
         names = [f"dataset {number}" for number in range(1, len(datasets) + 1)]
         return datasets[0] if len(datasets) == 1 else combine_datasets(names, datasets, "data")
     paths = _resolve_paths(source)

@@ -34,12 +34,14 @@ class LatentLeads(layers.Layer):
     def build(self, input_shape):
         width = input_shape[-1]
         maps = self.horizon if self.dynamics == "per-lead" else min(self.horizon, 1)
+        # Without leads the (empty) weights are not trained: no optimizer warns of them.
         self.maps = self.add_weight(
-            shape=(maps, width, width), name="maps",
+            shape=(maps, width, width), name="maps", trainable=maps > 0,
             initializer=lambda shape, dtype=None: ops.tile(ops.eye(width, dtype=dtype)[None],
                                                           (shape[0], 1, 1)),
         )
-        self.offsets = self.add_weight(shape=(maps, width), name="offsets", initializer="zeros")
+        self.offsets = self.add_weight(shape=(maps, width), name="offsets", initializer="zeros",
+                                       trainable=maps > 0)
 
     def call(self, z):
         leads = [z]
