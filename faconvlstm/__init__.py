@@ -11,14 +11,6 @@ from faconvlstm.layers import FAConvLSTM2D
 
 warn_if_slow_backend()
 
-__all__ = ["FAConvLSTM2D", "FAEmbedding", "InputError", "backend"]
+__all__ = ["FAConvLSTM2D", "InputError", "backend"]
 __version__ = importlib.metadata.version("faconvlstm")
 
-
-def __getattr__(name: str):
-    """``faconvlstm.FAEmbedding``, imported on first use (the layers alone stay light)."""
-    if name == "FAEmbedding":
-        from faconvlstm.pipeline.estimator import FAEmbedding
-
-        return FAEmbedding
-    raise AttributeError(f"module 'faconvlstm' has no attribute {name!r}")

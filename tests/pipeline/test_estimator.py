@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import faconvlstm
 from faconvlstm.errors import InputError
-from faconvlstm.pipeline import cluster, embed, fit
+from faconvlstm.pipeline import FAEmbedding, cluster, embed, fit
 from faconvlstm.pipeline.embedding import TrainedRun
 from tests.conftest import MODEL, SETTINGS, on_the_default_backend_only
 
@@ -32,7 +31,7 @@ def dataset(synthetic_file):
 
 @pytest.fixture(scope="module")
 def fitted(dataset):
-    return faconvlstm.FAEmbedding(**ESTIMATOR).fit(dataset, VARIABLES)
+    return FAEmbedding(**ESTIMATOR).fit(dataset, VARIABLES)
 
 
 def test_fit_and_transform_match_the_run_directory_path(fitted, dataset, synthetic_file,
@@ -112,7 +111,7 @@ def test_predict_gives_the_forecast_at_its_valid_time(fitted, dataset):
 
 def test_save_and_load_round_trip_everything(fitted, dataset, tmp_path):
     fitted.save(tmp_path / "model")
-    loaded = faconvlstm.FAEmbedding.load(tmp_path / "model", progress=False)
+    loaded = FAEmbedding.load(tmp_path / "model", progress=False)
 
     assert loaded.get_params() == {**fitted.get_params(), "filters": tuple(MODEL["filters"])}
     assert repr(loaded).split("; run in")[0] == repr(fitted).split("; run in")[0]
@@ -122,7 +121,7 @@ def test_save_and_load_round_trip_everything(fitted, dataset, tmp_path):
     with pytest.raises(InputError, match="exists; save to a new path"):
         fitted.save(tmp_path / "model")
     with pytest.raises(InputError, match="holds no saved FAEmbedding"):
-        faconvlstm.FAEmbedding.load(tmp_path)
+        FAEmbedding.load(tmp_path)
 
 
 def test_a_saved_estimator_is_a_run_directory_the_cli_path_embeds(fitted, dataset, tmp_path):
@@ -157,7 +156,7 @@ def test_variables_default_to_those_on_the_time_lat_lon_axes(dataset):
 
 
 def test_an_unfitted_estimator_says_so(dataset):
-    estimator = faconvlstm.FAEmbedding(embedding_dim=8)
+    estimator = FAEmbedding(embedding_dim=8)
 
     assert repr(estimator) == "FAEmbedding(embedding_dim=8), not fitted"
     with pytest.raises(InputError, match="not fitted; call fit"):
