@@ -8,6 +8,7 @@ symmetric about its centre, and the colour bars sit beside the panels, never on 
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,26 +36,42 @@ def cartopy_available() -> bool:
     return True
 
 
+#: Where Debian's ``python-cartopy-data`` package puts cartopy's data (GSHHS shorelines).
+SYSTEM_CARTOPY_DATA = Path("/usr/share/cartopy/data")
+
+
 @functools.cache
 def coastlines() -> tuple | None:
     """Coastline geometries: Natural Earth's 1:110m (cartopy fetches and caches it), else the
     coarse GSHHS shorelines; ``None``, with a warning, where neither can be read (offline, no
-    cached copy; cartopy looks in ``CARTOPY_DATA_DIR`` first)."""
+    cached copy). cartopy looks in ``CARTOPY_DATA_DIR`` first, or where that is unset in
+    :data:`SYSTEM_CARTOPY_DATA` when that folder exists."""
+    import cartopy
     from cartopy.io import shapereader
+
+    unset = str(cartopy.config.get("pre_existing_data_dir", "")) in ("", ".")  # its default
+    if unset and SYSTEM_CARTOPY_DATA.is_dir():
+        cartopy.config["pre_existing_data_dir"] = str(SYSTEM_CARTOPY_DATA)
 
     readers = (
         lambda: shapereader.natural_earth("110m", "physical", "coastline"),
         lambda: shapereader.gshhs("c", 1),
     )
-    for path in readers:
-        try:
-            return tuple(shapereader.Reader(path()).geometries())
-        except Exception:  # noqa: BLE001 -- offline or no data: try the next source
-            continue
+    quiet = logging.getLogger("shapefile")  # GSHHS rings pyshp reports, harmless here
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        for path in readers:
+            try:
+                return tuple(shapereader.Reader(path()).geometries())
+            except Exception:  # noqa: BLE001 -- offline or no data: try the next source
+                continue
+    finally:
+        quiet.setLevel(level)
     warnings.warn(
         "cartopy could not read coastline data (offline and none cached; set "
-        "CARTOPY_DATA_DIR to a folder holding Natural Earth or GSHHS shapefiles); maps are "
-        "drawn without coastlines",
+        "CARTOPY_DATA_DIR to a folder holding Natural Earth or GSHHS shapefiles, or install "
+        "Debian's python-cartopy-data); maps are drawn without coastlines",
         stacklevel=2,
     )
     return None
