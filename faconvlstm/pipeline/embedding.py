@@ -39,7 +39,8 @@ class TrainedRun:
 
     def __init__(self, run_dir: str | os.PathLike):
         self.run_dir = Path(run_dir)
-        self.config = ModelConfig.from_dict(read_run(run_dir)["model"])
+        self.record = read_run(run_dir)
+        self.config = ModelConfig.from_dict(self.record["model"])
         self.preprocessor = Preprocessor.load(self.run_dir / PREPROCESSOR_FILE)
         self.autoencoder = load_checkpoint(run_dir)
         self.encoder = embedding_model(self.autoencoder)

@@ -28,7 +28,7 @@ from faconvlstm.pipeline.embedding import TrainedRun, embedding_array
 from faconvlstm.pipeline.runs import DataSelection, TrainingSettings, read_json, write_json
 from faconvlstm.pipeline.training import TrainingResult, fit
 
-#: The estimator's settings and the grid it was fitted on, beside the run's files.
+#: The estimator's settings, beside the run's files.
 ESTIMATOR_FILE = "estimator.json"
 #: The model settings the constructor names; the others go in ``model_options``.
 MODEL_ARGUMENTS = ("embedding_dim", "window", "filters", "cell")
@@ -81,7 +81,6 @@ class FAEmbedding:
         self.progress = progress
         self.run_dir: Path | None = None
         self.training_result_: TrainingResult | None = None
-        self._grid: dict[str, Any] | None = None
         self._run: TrainedRun | None = None
 
     # -- settings -------------------------------------------------------------------------
@@ -105,10 +104,10 @@ class FAEmbedding:
         changed = [f"{name}={value!r}" for name, value in self.get_params().items()
                    if value != defaults[name]]
         text = f"FAEmbedding({', '.join(changed)})"
-        if self._grid is None:
+        if self._run is None:
             return f"{text}, not fitted"
-        grid = self._grid
-        return (f"{text}, fitted on {', '.join(grid['channels'])} over "
+        grid = self._run.record["grid"]
+        return (f"{text}, fitted on {', '.join(grid['channel'])} over "
                 f"{len(grid['lat'])}x{len(grid['lon'])} cells (lat x lon), window "
                 f"{self._run.config.window}, forecasts {self._run.config.forecast_horizon} "
                 f"steps ahead; run in {self.run_dir}")
@@ -145,18 +144,10 @@ class FAEmbedding:
             time=None if time is None else list(time), season=season, coarsen=coarsen,
             time_dim=time_dim, time_units=time_units,
         )
-        fields = selection.load()
         self.run_dir = Path(run_dir) if run_dir is not None else self._temporary_run_dir()
         self.training_result_ = fit(selection, self.run_dir, self._model(), self._training(),
                                     progress=self.progress)
-        self._grid = {
-            "lat": fields["lat"].values.tolist(), "lon": fields["lon"].values.tolist(),
-            "channels": [str(name) for name in fields["channel"].values],
-            "units": [str(unit) for unit in fields["units"].values],
-            "selection": selection.record(),
-        }
-        write_json(self.run_dir / ESTIMATOR_FILE, {"params": self._json_params(),
-                                                   "grid": self._grid})
+        write_json(self.run_dir / ESTIMATOR_FILE, {"params": self._json_params()})
         self._run = TrainedRun(self.run_dir)
         return self
 
@@ -179,8 +170,7 @@ class FAEmbedding:
 
     def _selection(self) -> DataSelection:
         """The fitted selection (variables, region, ...), to apply to new data."""
-        self.fitted  # noqa: B018 -- raises before fit
-        return DataSelection(**{**self._grid["selection"], "source": None})
+        return DataSelection(**{**self.fitted.record["data"], "source": None})
 
     def transform(self, data: Source, align: str = "center", batch_size: int = 32
                   ) -> xr.DataArray:
@@ -255,8 +245,8 @@ class FAEmbedding:
         )
 
     def _grid_coords(self) -> dict[str, Any]:
-        grid = self._grid
-        return {"lat": grid["lat"], "lon": grid["lon"], "channel": grid["channels"],
+        grid = self.fitted.record["grid"]
+        return {"lat": grid["lat"], "lon": grid["lon"], "channel": grid["channel"],
                 "units": ("channel", grid["units"])}
 
     def _physical(self, values: np.ndarray, time: xr.DataArray) -> xr.DataArray:
@@ -292,8 +282,7 @@ class FAEmbedding:
             )
         saved = read_json(path / ESTIMATOR_FILE)
         estimator = cls(**{**saved["params"], "progress": progress})
-        estimator.run_dir, estimator._grid = path, saved["grid"]
-        estimator._run = TrainedRun(path)
+        estimator.run_dir, estimator._run = path, TrainedRun(path)
         return estimator
 
 

@@ -220,7 +220,8 @@ def _plan(data: DataSelection, model: dict, training: TrainingSettings) -> _Plan
 
     ``model`` keeps the requested window; the config and the run record hold the one the
     split chose and, unless ``model`` sets one, the :func:`default_horizon` for it; the
-    record also holds the split (its ``"split"`` entry)."""
+    record also holds the split (its ``"split"`` entry) and the grid's coordinates
+    (``"grid"``: ``lat``, ``lon``, ``channel``, ``units``), which decoded fields are put on."""
     fields = data.load()
     if "global_halo" not in model and covers_all_longitudes(fields["lon"].values):
         model["global_halo"] = GLOBAL_HALO
@@ -239,7 +240,8 @@ def _plan(data: DataSelection, model: dict, training: TrainingSettings) -> _Plan
     validation_starts = None
     if validation_fields is not None:
         validation_starts = training_starts(validation_fields["time"], config.window, config.window)
-    record = {**run_record(data, config, training), "split": split.to_json()}
+    grid = {name: fields[name].values.tolist() for name in ("lat", "lon", "channel", "units")}
+    record = {**run_record(data, config, training), "split": split.to_json(), "grid": grid}
     return _Plan(model, config, record, split, train_fields, train_starts, validation_fields,
                  validation_starts)
 

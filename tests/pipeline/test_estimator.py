@@ -6,7 +6,6 @@ import xarray as xr
 
 from faconvlstm.errors import InputError
 from faconvlstm.pipeline import FAEmbedding, cluster, embed, fit
-from faconvlstm.pipeline.embedding import TrainedRun
 from tests.conftest import MODEL, SETTINGS, on_the_default_backend_only
 
 pytestmark = on_the_default_backend_only("the estimator wraps the backend-independent pipeline")
