@@ -23,11 +23,19 @@ The process keeps freed memory, as the ``faconvlstm`` command does by default
 
 Sizes: ``demo`` (the demo's 24 x 36 grid, 6 channels, filters 16,16), ``realistic``
 (64 x 96, 6 channels, filters 32,32; with ``demo`` the default) and ``wide`` (64 x 96, filters
-64,64, the layer benchmark's width). Examples::
+64,64, the layer benchmark's width); the grids of the real files of docs/RESULTS.md at the
+pipeline's default filters 16,16 (``winter-sst`` 18 x 30, ``hadisst`` 13 x 57,
+``hadisst-winds`` 11 x 26 with 3 channels, ``ostia`` 18 x 432 with windows of 8,
+``winds-2.5`` 73 x 144 with 2 channels: a 2.5-degree global file) and ``moonshot``
+(200 x 280, 6 channels: 0.25-degree daily fields over Europe). ``--memory`` adds each
+model's peak training memory, measured in a fresh process
+(:mod:`faconvlstm.evaluation.memory`). Examples::
 
     python benchmarks/pipeline_speed.py
     python benchmarks/pipeline_speed.py --sizes demo --steps 3 --warmup 1
     python benchmarks/pipeline_speed.py --sizes realistic --profile 25
+    python benchmarks/pipeline_speed.py --sizes winter-sst,hadisst,hadisst-winds,ostia,winds-2.5 --memory
+    python benchmarks/pipeline_speed.py --sizes moonshot --steps 1 --warmup 1 --no-parts --embed-batch 4 --memory
 """
 
 import argparse
@@ -36,17 +44,19 @@ import statistics
 import sys
 import time
 
+#: Each size's model settings; a size without a ``window`` takes ``--window``.
 SIZES = {
     "demo": {"grid": (24, 36), "channels": 6, "filters": (16, 16)},
     "realistic": {"grid": (64, 96), "channels": 6, "filters": (32, 32)},
     "wide": {"grid": (64, 96), "channels": 6, "filters": (64, 64)},
+    "winter-sst": {"grid": (18, 30), "channels": 1, "filters": (16, 16)},
+    "hadisst": {"grid": (13, 57), "channels": 1, "filters": (16, 16)},
+    "hadisst-winds": {"grid": (11, 26), "channels": 3, "filters": (16, 16)},
+    "ostia": {"grid": (18, 432), "channels": 1, "filters": (16, 16), "window": 8},
+    "winds-2.5": {"grid": (73, 144), "channels": 2, "filters": (16, 16)},
+    "moonshot": {"grid": (200, 280), "channels": 6, "filters": (16, 16)},
 }
 CELLS = {"fa": "FA", "convlstm": "ConvLSTM2D twin"}
-PARTS = ("encoder", "head", "temporal attention", "decoder and loss")
-#: The decoder and loss part includes the forecast leads (the latent maps and one decoding
-#: per lead).
-EMBED_BATCH = 32
-
 
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,6 +68,14 @@ def parse_arguments():
     parser.add_argument("--steps", type=int, default=5, help="Timed steps per measurement.")
     parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--embed-batch", type=int, default=32,
+                        help="Windows per batch of the embedding pass.")
+    parser.add_argument("--no-parts", dest="parts", action="store_false",
+                        help="Leave out the time of each part (the large grids' longest "
+                             "measurement).")
+    parser.add_argument("--memory", action="store_true",
+                        help="Also measure each model's peak training memory (a fresh "
+                             "process per model).")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="PyTorch only: also print the N operators that take the most "
                              "time in one training step of each model (torch.profiler).")
@@ -90,7 +108,9 @@ def model_inputs(rng, config, batch: int) -> dict:
 
 
 def part_models(autoencoder, config) -> dict:
-    """One trainable model per part, built from the autoencoder's own layer objects."""
+    """One trainable model per part, built from the autoencoder's own layer objects (the
+    decoder and loss part includes the forecast leads: the latent maps and one decoding per
+    lead)."""
     window, grid, channels = config.window, config.grid, config.channels
     frames = keras.Input((window, *grid, channels + 1))
     hidden = frames
@@ -159,7 +179,7 @@ def loading_seconds(config, rng, arguments) -> float:
 
 def measure(size: str, cell: str, arguments) -> dict:
     rng = np.random.default_rng(0)
-    config = ModelConfig(window=arguments.window, cell=cell, **SIZES[size])
+    config = ModelConfig(cell=cell, **{"window": arguments.window, **SIZES[size]})
     autoencoder = build_autoencoder(config)
     autoencoder.compile(optimizer=keras.optimizers.Adam())
     batch = model_inputs(rng, config, arguments.batch)
@@ -169,14 +189,17 @@ def measure(size: str, cell: str, arguments) -> dict:
         print_profile(f"{size}, {CELLS[cell]}", lambda: autoencoder.train_on_batch(batch),
                       arguments.profile)
     encoder = embedding_model(autoencoder)
-    windows = model_inputs(rng, config, EMBED_BATCH)
+    windows = model_inputs(rng, config, arguments.embed_batch)
     embed = median_seconds(lambda: encoder.predict_on_batch(windows), arguments.steps,
                            arguments.warmup)
-    parts = part_seconds(autoencoder, config, rng, arguments)
-    parts["rest"] = step - sum(parts.values())
-    return {"step": step, "embed per 1000 steps": embed * 1000 / EMBED_BATCH, "parts": parts,
-            "loading": loading_seconds(config, rng, arguments),
-            "encoder parameters": encoder_parameters(autoencoder)}
+    parts = {}
+    if arguments.parts:
+        parts = part_seconds(autoencoder, config, rng, arguments)
+        parts["rest"] = step - sum(parts.values())
+    memory = peak_training_memory(config.to_dict(), batch) if arguments.memory else None
+    return {"step": step, "embed per 1000 steps": embed * 1000 / arguments.embed_batch,
+            "parts": parts, "loading": loading_seconds(config, rng, arguments),
+            "memory": memory, "encoder parameters": encoder_parameters(autoencoder)}
 
 
 def print_profile(title: str, step, rows: int) -> None:
@@ -193,19 +216,23 @@ def print_profile(title: str, step, rows: int) -> None:
 def print_table(size: str, results: dict, arguments) -> None:
     fa, twin = results["fa"], results["convlstm"]
     grid = "x".join(map(str, SIZES[size]["grid"]))
+    window = SIZES[size].get("window", arguments.window)
     print(f"\n## {size}: {grid} grid, {SIZES[size]['channels']} channels, filters "
           f"{','.join(map(str, SIZES[size]['filters']))}, batch {arguments.batch}, window "
-          f"{arguments.window}\n")
+          f"{window}\n")
     print("| measurement | FA | ConvLSTM2D twin | twin / FA |")
     print("| --- | ---: | ---: | ---: |")
     rows = [("training step (s)", fa["step"], twin["step"]),
             ("embedding, per 1000 timesteps (s)", fa["embed per 1000 steps"],
              twin["embed per 1000 steps"])]
     rows += [(f"part: {name} (s)", fa["parts"][name], twin["parts"][name])
-             for name in (*PARTS, "rest")]
+             for name in fa["parts"]]
     rows.append(("loading one batch, in memory (s)", fa["loading"], twin["loading"]))
+    if fa["memory"] is not None:
+        rows.append(("peak training memory (MiB)", fa["memory"], twin["memory"]))
     for label, ours, theirs in rows:
-        print(f"| {label} | {ours:.4f} | {theirs:.4f} | {theirs / ours:.2f} |")
+        digits = 1 if "MiB" in label else 4
+        print(f"| {label} | {ours:.{digits}f} | {theirs:.{digits}f} | {theirs / ours:.2f} |")
     print(f"| encoder parameters | {fa['encoder parameters']:,} | "
           f"{twin['encoder parameters']:,} | "
           f"{twin['encoder parameters'] / fa['encoder parameters']:.1f} |")
@@ -238,6 +265,7 @@ if __name__ == "__main__":
         torch.set_num_threads(ARGUMENTS.threads)
     from faconvlstm.allocator import keep_freed_memory
     from faconvlstm.data.windows import WindowDataset
+    from faconvlstm.evaluation.memory import peak_training_memory
     from faconvlstm.models import ModelConfig, build_autoencoder, embedding_model
     from faconvlstm.models.autoencoder import encoder_layers, encoder_parameters
 
