@@ -355,22 +355,26 @@ def split_rows(split: dict) -> dict[str, str]:
               help="Embed each timestep from the window where it sits nearest the center (for "
               "regimes), or from the window that ends at it (causal: nothing after it is "
               "seen, for forecasting).")
+@click.option("--stride", default=1, show_default=True,
+              help="Compute windows N steps apart, each timestep from the best of them for "
+                   "--align: N times less work (1: a window per timestep).")
 @click.option("--batch-size", default=32, show_default=True)
 @user_errors
-def embed(run_dir, data, out, time_range, align, batch_size):
+def embed(run_dir, data, out, time_range, align, stride, batch_size):
     """Embed DATA (default: the run's data) with the model in RUN_DIR; writes NetCDF."""
     from faconvlstm.pipeline import embed as embed_data
 
     source = data_source(data) if data else None
     with one_line_data_warnings():
         dataset = embed_data(run_dir, source, out, parse_time(time_range), batch_size,
-                             progress=True, align=align)
+                             progress=True, align=align, stride=stride)
     summary(
         f"Wrote {out}",
         {
             "time steps": dataset.sizes["time"],
             "embedding size": dataset.sizes["embedding"],
             "window alignment": align,
+            "windows computed": f"every {stride} steps" if stride > 1 else "one per timestep",
             "time range": f"{dataset['time'].values[0]} .. {dataset['time'].values[-1]}",
             "without embedding (gap-free run shorter than the window)": dataset.attrs[
                 "uncovered_timesteps"

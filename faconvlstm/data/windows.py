@@ -52,34 +52,61 @@ ALIGNMENTS = ("center", "end")
 
 
 def embedding_windows(
-    time: xr.DataArray, window: int, align: str = "center"
+    time: xr.DataArray, window: int, align: str = "center", stride: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which window embeds each timestep: ``(starts, step_window, step_offset)``.
 
     ``starts`` are the distinct window starts needed; timestep ``j`` takes position
-    ``step_offset[j]`` of window ``step_window[j]`` (an index into ``starts``): with
-    ``align="center"`` the window in which it is nearest the center, with ``"end"`` the
-    window that ends at it (the first ``window - 1`` steps of a gap-free run, which no full
-    window ends at, take the run's first window, which holds all the history they have).
-    Steps in a gap-free run shorter than ``window`` get ``step_window = -1`` (no embedding).
-    Every other timestep is covered exactly once.
+    ``step_offset[j]`` of window ``step_window[j]`` (an index into ``starts``). Windows start
+    every ``stride`` steps of a gap-free run (and at its last possible start); with
+    ``stride=1`` every timestep has a window of its own: with ``align="center"`` the window in
+    which it is nearest the center, with ``"end"`` the window that ends at it (the first
+    ``window - 1`` steps of a gap-free run, which no full window ends at, take the run's first
+    window, which holds all the history they have). A larger ``stride`` computes ``stride``
+    times fewer windows: each timestep takes, of the windows computed, the one where it sits
+    nearest the center (``"center"``), or the one where it sits latest, so that it has at
+    least ``window - stride`` steps of history in it (``"end"``; the model is causal, so
+    nothing after the timestep is seen at any position). Steps in a gap-free run shorter than
+    ``window`` get ``step_window = -1`` (no embedding). Every other timestep is covered
+    exactly once.
     """
     if align not in ALIGNMENTS:
         raise InputError(f"align must be one of {ALIGNMENTS}; got {align!r}.")
+    stride = _embedding_stride(stride, window)
     back = window // 2 if align == "center" else window - 1
     steps = int(time.size)
     step_start = np.full(steps, -1)
     for segment in contiguous_segments(time):
         if segment.stop - segment.start < window:
             continue
+        last = segment.stop - window
+        candidates = np.unique(np.append(np.arange(segment.start, last + 1, stride), last))
         index = np.arange(segment.start, segment.stop)
-        step_start[index] = np.clip(index - back, segment.start, segment.stop - window)
+        wanted = np.clip(index - back, segment.start, last)
+        after = np.searchsorted(candidates, wanted).clip(max=candidates.size - 1)
+        if align == "center":  # the computed start nearest the wanted one whose window
+            before = (after - 1).clip(min=0)  # holds the timestep (ties: the earlier)
+            closer = np.abs(candidates[before] - wanted) <= np.abs(candidates[after] - wanted)
+            before_holds = candidates[before] > index - window
+            after = np.where((closer & before_holds) | (candidates[after] > index), before,
+                             after)
+        # "end": the earliest computed start at or after the wanted one, the latest position
+        step_start[index] = candidates[after]
     starts = np.unique(step_start[step_start >= 0])
     step_window = np.full(steps, -1)
     covered = step_start >= 0
     step_window[covered] = np.searchsorted(starts, step_start[covered])
     step_offset = np.where(covered, np.arange(steps) - step_start, -1)
     return starts, step_window, step_offset
+
+
+def _embedding_stride(stride: int, window: int) -> int:
+    if not (isinstance(stride, (int, np.integer)) and 1 <= stride <= window):
+        raise InputError(
+            f"The embedding stride must be an integer from 1 to the window ({window}); got "
+            f"{stride!r}."
+        )
+    return int(stride)
 
 
 class WindowDataset(keras.utils.PyDataset):

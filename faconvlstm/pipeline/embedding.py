@@ -67,6 +67,7 @@ class TrainedRun:
         progress: bool = False,
         timesteps: np.ndarray | None = None,
         align: str = "center",
+        stride: int = 1,
     ) -> dict[str, np.ndarray]:
         """``compute`` on the windows of ``fields``, taken per timestep from its window.
 
@@ -74,13 +75,15 @@ class TrainedRun:
         ``(B, T, ...)``. Returns each array as ``(time, ...)``: every timestep takes the
         position of the window where it sits nearest the center (``align="center"``) or of
         the window that ends at it (``"end"``: nothing after it is seen); NaN where no window
-        fits (:func:`~faconvlstm.data.windows.embedding_windows`). ``timesteps``, a
+        fits; windows ``stride`` steps apart (1: each timestep its own window) save work
+        (:func:`~faconvlstm.data.windows.embedding_windows`). ``timesteps``, a
         ``(time,)`` bool mask, computes only the windows of those timesteps (NaN elsewhere);
         each gets the value it has when all are computed.
         """
         fields = self.preprocess(fields)
         window = self.config.window
-        starts, step_window, step_offset = embedding_windows(fields["time"], window, align)
+        starts, step_window, step_offset = embedding_windows(fields["time"], window, align,
+                                                             stride)
         if timesteps is not None:
             starts, step_window = _only_windows_of(starts, step_window, timesteps)
         windows = WindowDataset(fields, window, starts, batch_size) if starts.size else None
@@ -102,13 +105,15 @@ class TrainedRun:
 
     def embed(
         self, fields: xr.DataArray, batch_size: int = 32, progress: bool = False,
-        timesteps: np.ndarray | None = None, align: str = "center",
+        timesteps: np.ndarray | None = None, align: str = "center", stride: int = 1,
     ) -> np.ndarray:
         """Embeddings ``(time, d)`` of fields in physical units ``(time, lat, lon, channel)``.
 
         Each timestep is embedded from the window where it sits nearest the center, or with
         ``align="end"`` from the window that ends at it (causal); NaN where no window fits,
-        and where the ``(time,)`` bool mask ``timesteps`` is False.
+        and where the ``(time,)`` bool mask ``timesteps`` is False. ``stride > 1`` computes
+        windows that many steps apart, each timestep from the best of them for ``align``
+        (:func:`~faconvlstm.data.windows.embedding_windows`): ``stride`` times less work.
         """
         embedded = self.per_timestep(
             fields,
@@ -117,6 +122,7 @@ class TrainedRun:
             progress,
             timesteps,
             align,
+            stride,
         )
         empty = np.full((fields.sizes["time"], self.config.embedding_dim), np.nan, "float32")
         return embedded.get("embedding", empty)
@@ -144,10 +150,11 @@ def embedding_array(
     batch_size: int = 32,
     progress: bool = False,
     align: str = "center",
+    stride: int = 1,
 ) -> xr.DataArray:
     """:meth:`TrainedRun.embed` of ``fields`` as a DataArray ``(time, embedding)`` on their
     time coordinate, with the run's attributes (``run_dir``, ``alignment``, ...)."""
-    values = run.embed(fields, batch_size, progress, align=align)
+    values = run.embed(fields, batch_size, progress, align=align, stride=stride)
     config = run.config
     return xr.DataArray(
         values,
@@ -162,6 +169,7 @@ def embedding_array(
             "cell": config.cell,
             "window": config.window,
             "alignment": align,
+            "window_stride": stride,
             "backend": faconvlstm.backend(),
             "faconvlstm_version": faconvlstm.__version__,
             "uncovered_timesteps": int(np.isnan(values).any(axis=1).sum()),
@@ -171,7 +179,8 @@ def embedding_array(
 
 #: Attributes of the embeddings that describe the run, not the variable; ``embed`` writes
 #: them as the file's global attributes.
-RUN_ATTRIBUTES = ("run_dir", "variables", "cell", "window", "alignment", "backend",
+RUN_ATTRIBUTES = ("run_dir", "variables", "cell", "window", "alignment", "window_stride",
+                  "backend",
                   "faconvlstm_version", "uncovered_timesteps")
 
 
@@ -183,6 +192,7 @@ def embed(
     batch_size: int = 32,
     progress: bool = False,
     align: str = "center",
+    stride: int = 1,
 ) -> xr.Dataset:
     """Embeddings ``(time, embedding)`` of ``source`` (default: the run's own data).
 
@@ -191,11 +201,14 @@ def embed(
     sits nearest the center (``align="center"``, for regimes) or from the window that ends
     at it (``"end"``: causal, nothing after the timestep is seen, for forecasting); the
     ``alignment`` attribute says which. Timesteps in a gap-free stretch shorter than the
-    window get NaN. Written atomically to ``out`` (NetCDF) when given.
+    window get NaN. ``stride > 1`` computes windows that many steps apart (``stride`` times
+    less work; the ``window_stride`` attribute records it). Written atomically to ``out``
+    (NetCDF) when given.
     """
     selection = DataSelection(**read_run(run_dir)["data"])
     fields = selection.load(source, time)
-    embeddings = embedding_array(TrainedRun(run_dir), fields, batch_size, progress, align)
+    embeddings = embedding_array(TrainedRun(run_dir), fields, batch_size, progress, align,
+                                 stride)
     run_attributes = {key: embeddings.attrs.pop(key) for key in RUN_ATTRIBUTES}
     run_attributes["variables"] = ",".join(selection.variables)
     dataset = embeddings.to_dataset().assign_attrs(

@@ -172,17 +172,20 @@ class FAEmbedding:
         """The fitted selection (variables, region, ...), to apply to new data."""
         return DataSelection(**{**self.fitted.record["data"], "source": None})
 
-    def transform(self, data: Source, align: str = "center", batch_size: int = 32
-                  ) -> xr.DataArray:
+    def transform(self, data: Source, align: str = "center", batch_size: int = 32,
+                  stride: int = 1) -> xr.DataArray:
         """Embeddings ``(time, embedding)`` of ``data`` (same variables, region, grid).
 
         Each timestep is embedded from the window where it sits nearest the center
         (``align="center"``, for regimes) or from the window that ends at it (``"end"``:
-        causal, for forecasting); NaN where no window fits. Carries ``data``'s time
+        causal, for forecasting); NaN where no window fits. ``stride > 1`` computes windows
+        that many steps apart, ``stride`` times less work
+        (:func:`~faconvlstm.data.windows.embedding_windows`). Carries ``data``'s time
         coordinate and attributes, plus the run's (``alignment``, ``run_dir``, ...).
         """
         fields = self._selection().load(data)
-        embeddings = embedding_array(self.fitted, fields, batch_size, self.progress, align)
+        embeddings = embedding_array(self.fitted, fields, batch_size, self.progress, align,
+                                     stride)
         return embeddings.assign_attrs({**_attributes(data), **embeddings.attrs})
 
     def inverse_transform(self, embeddings: xr.DataArray) -> xr.DataArray:

@@ -43,6 +43,29 @@ def test_end_windows_end_at_each_timestep_or_hold_all_its_history():
         embedding_windows(time, 8, align="start")
 
 
+@pytest.mark.parametrize("align", ["center", "end"])
+def test_windows_a_stride_apart_cover_every_timestep_from_few_windows(align):
+    time = daily_time(100, drop=slice(60, 62))  # runs of 60 and 38 steps
+    starts, step_window, step_offset = embedding_windows(time, 16, align, stride=8)
+
+    np.testing.assert_array_equal(starts[step_window] + step_offset, np.arange(98))
+    # 0, 8, .., 40 and the run's last start 44; 60, 68, 76 and 82: against 68 at stride 1
+    np.testing.assert_array_equal(starts, [0, 8, 16, 24, 32, 40, 44, 60, 68, 76, 82])
+    runs = [slice(16, 60), slice(76, 98)]  # past the first window of each run
+    for run in runs:
+        offsets = step_offset[run]
+        if align == "center":  # within half the stride of the centre, or all of the run's end
+            assert (np.abs(offsets - 8) <= 4).sum() >= offsets.size - 8
+        else:  # at least window - stride steps of history in the window
+            assert (offsets >= 8).all()
+    for stride in range(1, 17):  # every stride up to the window covers every step once
+        starts, step_window, step_offset = embedding_windows(time, 16, align, stride)
+        np.testing.assert_array_equal(starts[step_window] + step_offset, np.arange(98))
+        assert ((step_offset >= 0) & (step_offset < 16)).all()
+    with pytest.raises(InputError, match=r"stride must be an integer from 1 to the window \(16\)"):
+        embedding_windows(time, 16, align, stride=17)
+
+
 def test_no_window_spans_a_gap_and_short_runs_get_no_embedding():
     time = daily_time(40, drop=slice(20, 25))  # runs of 20 and 15 steps
     starts, step_window, _ = embedding_windows(time, window=16)

@@ -167,3 +167,14 @@ def test_embeddings_of_another_shape_are_refused(fitted, dataset):
         fitted.inverse_transform(dataset["t2m"])
     with pytest.raises(InputError, match="have 3 axes; this model's have 4"):
         fitted.inverse_transform(fitted.transform(dataset).isel(embedding=slice(0, 3)))
+
+
+def test_causal_embeddings_a_stride_apart_see_nothing_after_their_timestep(fitted, dataset):
+    full = fitted.transform(dataset, align="end", stride=4)
+    cut = 400
+    shorter = fitted.transform(dataset.isel(time=slice(0, cut)), align="end", stride=4)
+
+    kept = cut - 2 * MODEL["window"]  # the last windows start where the data end
+    np.testing.assert_allclose(shorter.values[:kept], full.values[:kept], rtol=1e-5, atol=1e-6)
+    assert full.attrs["window_stride"] == 4
+    assert not np.allclose(full.values, fitted.transform(dataset, align="end").values)
