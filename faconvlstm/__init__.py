@@ -13,4 +13,3 @@ warn_if_slow_backend()
 
 __all__ = ["FAConvLSTM2D", "InputError", "backend"]
 __version__ = importlib.metadata.version("faconvlstm")
-

@@ -96,16 +96,20 @@ def open_dataset(source: Source, time_chunk: int = TIME_CHUNK, time_dim: str | N
     return datasets[0] if len(datasets) == 1 else combine_datasets(paths, datasets, source)
 
 
+def is_in_memory(source: Source | None) -> bool:
+    """Whether ``source`` is (or holds) xarray objects rather than paths."""
+    entries = source if isinstance(source, (list, tuple)) else [source]
+    return any(isinstance(entry, (xr.Dataset, xr.DataArray)) for entry in entries)
+
+
 def _xarray_objects(source: Source) -> list[xr.Dataset]:
     """The datasets of an in-memory ``source`` (a Dataset, a DataArray or a list of them; a
     DataArray becomes a dataset of one variable named as it is, or ``"data"``); ``[]`` for
     paths. Paths and xarray objects cannot be mixed."""
-    entries = [source] if isinstance(source, (str, os.PathLike, xr.Dataset, xr.DataArray)) \
-        else list(source)
-    in_memory = [isinstance(entry, (xr.Dataset, xr.DataArray)) for entry in entries]
-    if not any(in_memory):
+    if not is_in_memory(source):
         return []
-    if not all(in_memory):
+    entries = [source] if isinstance(source, (xr.Dataset, xr.DataArray)) else list(source)
+    if not all(isinstance(entry, (xr.Dataset, xr.DataArray)) for entry in entries):
         raise InputError(
             "The data mix paths and xarray objects; expected paths only or xarray objects only."
         )

@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 import faconvlstm
+from faconvlstm.data.io import is_in_memory
 from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.storage import write_netcdf
 from faconvlstm.data.windows import WindowDataset, embedding_windows
@@ -29,7 +30,7 @@ def _source_attribute(source) -> str | list[str]:
     ("" for xarray objects, which ``cluster`` must be given again)."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
-    if DataSelection(source, []).in_memory:
+    if is_in_memory(source):
         return ""
     return [os.fspath(path) for path in source]
 
@@ -180,8 +181,7 @@ def embedding_array(
 #: Attributes of the embeddings that describe the run, not the variable; ``embed`` writes
 #: them as the file's global attributes.
 RUN_ATTRIBUTES = ("run_dir", "variables", "cell", "window", "alignment", "window_stride",
-                  "backend",
-                  "faconvlstm_version", "uncovered_timesteps")
+                  "backend", "faconvlstm_version", "uncovered_timesteps")
 
 
 def embed(
@@ -205,10 +205,10 @@ def embed(
     less work; the ``window_stride`` attribute records it). Written atomically to ``out``
     (NetCDF) when given.
     """
-    selection = DataSelection(**read_run(run_dir)["data"])
+    run = TrainedRun(run_dir)
+    selection = DataSelection(**run.record["data"])
     fields = selection.load(source, time)
-    embeddings = embedding_array(TrainedRun(run_dir), fields, batch_size, progress, align,
-                                 stride)
+    embeddings = embedding_array(run, fields, batch_size, progress, align, stride)
     run_attributes = {key: embeddings.attrs.pop(key) for key in RUN_ATTRIBUTES}
     run_attributes["variables"] = ",".join(selection.variables)
     dataset = embeddings.to_dataset().assign_attrs(

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import xarray as xr
 
 import faconvlstm
-from faconvlstm.data.io import Source, load_fields
+from faconvlstm.data.io import Source, is_in_memory, load_fields
 from faconvlstm.data.storage import atomic_path
 from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig
@@ -57,8 +56,7 @@ class DataSelection:
     @property
     def in_memory(self) -> bool:
         """Whether the source is xarray objects rather than paths."""
-        entries = self.source if isinstance(self.source, (list, tuple)) else [self.source]
-        return any(isinstance(entry, (xr.Dataset, xr.DataArray)) for entry in entries)
+        return is_in_memory(self.source)
 
     def record(self) -> dict:
         """The selection as JSON values; an in-memory source is recorded as ``None``."""
