@@ -11,6 +11,24 @@ from keras import layers, ops
 MAX_SCORES_PER_CHUNK = 2**25
 
 
+def pooling_matrix(length, tokens: int, dtype: str = "float32"):
+    """Averages of consecutive cells along an axis: ``(P (L, K), valid (K,) bool or None)``.
+
+    Cells are grouped in windows of ``s = ceil(L / tokens)`` consecutive cells (the last one
+    may be shorter), so ``K = ceil(L / s) <= tokens``, and ``P[l, k]`` is ``1 / len(window
+    k)`` where cell ``l`` lies in window ``k``. With ``L <= tokens`` ``P`` is the identity.
+    For ``L`` unknown until the graph runs (a scalar tensor) ``P`` has ``tokens`` columns and
+    ``valid`` marks the windows that exist; for an int ``L`` ``valid`` is None.
+    """
+    static = isinstance(length, int)
+    stride = -(-length // tokens)
+    windows = -(-length // stride) if static else tokens
+    membership = ops.one_hot(ops.arange(length) // stride, windows, dtype=dtype)
+    counts = ops.sum(membership, axis=0)
+    matrix = membership / ops.maximum(counts, 1.0)
+    return matrix, None if static else counts > 0
+
+
 def attention_steps(steps, every: int):
     """Whether attention runs at each 0-based step of processing order, a ``(T,)`` bool tensor.
 
@@ -32,9 +50,13 @@ class AxialAttention2D(layers.Layer):
     row-attended values, so every cell sees the whole grid. ``gamma`` (per channel) starts at
     zero: training begins from the cell without attention. ``(B, H, W, F) -> (B, H, W, F)``.
 
-    Memory: a row pass holds ``B * heads * H * W**2`` scores and a column pass
-    ``B * heads * W * H**2``; rows (columns) are processed in chunks of ``chunk_size``
-    sequences, by default as many as keep one chunk under ``MAX_SCORES_PER_CHUNK`` scores.
+    Each query attends to at most ``tokens`` keys per axis: along a row (column) longer than
+    ``tokens`` keys and values are averaged over windows of ``ceil(L / tokens)`` consecutive
+    cells (:func:`pooling_matrix`), so the cost per cell stays flat as the grid grows;
+    ``tokens=0`` attends to every cell. Scores held: ``B * heads * H * W * K_W`` in a row
+    pass and ``B * heads * W * H * K_H`` in a column pass (``K = min(L, tokens)``, or ``L``
+    with ``tokens=0``); rows (columns) are processed in chunks of ``chunk_size`` sequences,
+    by default as many as keep one chunk under ``MAX_SCORES_PER_CHUNK`` scores.
     """
 
     def __init__(
@@ -42,12 +64,14 @@ class AxialAttention2D(layers.Layer):
         attention_dim: int,
         heads: int,
         chunk_size: int | None = None,
+        tokens: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.attention_dim = attention_dim
         self.heads = heads
         self.chunk_size = chunk_size
+        self.tokens = tokens
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -94,34 +118,68 @@ class AxialAttention2D(layers.Layer):
 
         The column pass reads the row pass's output, so query ``(i, j)`` reaches cell
         ``(k, l)`` with weight ``C[j, i, k] * R[k, j, l]`` (``R``, ``C``: the row and column
-        softmax weights). Averaged over the ``H * W`` queries and the heads this is a map that
-        sums to 1; uniform attention gives ``1 / (H * W)`` everywhere. ``(B, H, W, F) ->
-        (B, H, W)`` float32. Holds every score at once: meant for inspection, not for training.
+        softmax weights, spread from pooled windows back to their cells). Averaged over the
+        ``H * W`` queries and the heads this is a map that sums to 1; uniform attention gives
+        ``1 / (H * W)`` everywhere. ``(B, H, W, F) -> (B, H, W)`` float32. Holds every cell's
+        weights at once: meant for inspection, not for training.
         """
         query, key = (
             ops.cast(t, "float32") for t in self._heads(h, [self.query_kernel, self.key_kernel])
         )
-        scale = 1.0 / math.sqrt(self.attention_dim // self.heads)
-        rows = ops.softmax(ops.einsum("bijnd,bilnd->bnijl", query, key) * scale, axis=-1)
-        columns = ops.softmax(ops.einsum("bijnd,bkjnd->bnjik", query, key) * scale, axis=-1)
+        rows = self._cell_weights(query, key)
+        columns = self._cell_weights(*(ops.transpose(t, (0, 2, 1, 3, 4)) for t in (query, key)))
         reached = ops.einsum("bnjk,bnkjl->bnkl", ops.sum(columns, axis=3), rows)
         height, width = ops.shape(h)[1:3]
         return ops.mean(reached, axis=1) / (height * width)
 
+    def _cell_weights(self, query, key):
+        """Softmax weights of queries along axis 2 of ``(B, R, L, heads, d)`` tensors on the
+        cells of their sequence: ``(B, heads, R, L, L)``, pooled windows spread back to the
+        cells they average."""
+        length = ops.shape(query)[2]
+        pooling = self._pooling(length, "float32")
+        if pooling is not None:
+            key = ops.einsum("brlnd,lk->brknd", key, pooling[0])
+        scores = ops.einsum("brlnd,brknd->bnrlk", query, key) / math.sqrt(ops.shape(query)[-1])
+        if pooling is not None and pooling[1] is not None:
+            scores = ops.where(pooling[1], scores, -math.inf)
+        weights = ops.softmax(scores, axis=-1)
+        if pooling is None:
+            return weights
+        return ops.einsum("bnrlk,mk->bnrlm", weights, pooling[0])
+
+    def _pooling(self, length, dtype: str):
+        """:func:`pooling_matrix` along an axis of ``length`` cells, or None where no pooling
+        applies (``tokens=0`` or a known length within ``tokens``)."""
+        if not self.tokens or (isinstance(length, int) and length <= self.tokens):
+            return None
+        return pooling_matrix(length, self.tokens, dtype)
+
     def _attend_along_width(self, query, key, value):
-        """Attention along axis 2 of ``(B, R, L, heads, d)`` tensors, one sequence per row.
+        """Attention along axis 2 of ``(B, R, L, heads, d)`` tensors, one sequence per row,
+        on keys and values pooled to at most ``tokens`` windows.
 
         Rows are attended in chunks that bound the scores held at once; a grid or batch
         size unknown until the graph runs (TensorFlow's generalized traces) is attended
         unchunked.
         """
         batch, rows, length, heads, depth = ops.shape(query)
+        mask = None
+        pooling = self._pooling(length, self._score_dtype)
+        if pooling is not None:
+            key, value = (ops.einsum("brlnd,lk->brknd", t, pooling[0]) for t in (key, value))
+            if pooling[1] is not None:
+                mask = ops.reshape(pooling[1], (1, 1, 1, -1))
+        keys = ops.shape(key)[2]
         sequences = batch * rows
-        flat = [ops.reshape(t, (sequences, length, heads, depth)) for t in (query, key, value)]
-        if not isinstance(sequences * length, int):
-            attended = ops.dot_product_attention(*flat)
+        flat = [
+            ops.reshape(t, (sequences, size, heads, depth))
+            for t, size in ((query, length), (key, keys), (value, keys))
+        ]
+        if not isinstance(sequences * length * keys, int):
+            attended = ops.dot_product_attention(*flat, mask=mask)
         else:
-            chunk = self.chunk_size or max(1, MAX_SCORES_PER_CHUNK // (heads * length * length))
+            chunk = self.chunk_size or max(1, MAX_SCORES_PER_CHUNK // (heads * length * keys))
             attended = (
                 ops.dot_product_attention(*flat) if chunk >= sequences
                 else self._chunked_attention(flat, sequences, chunk)

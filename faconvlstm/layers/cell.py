@@ -65,6 +65,7 @@ class FAConvLSTM2DCell(Layer):
         attention_every: int = 4,
         attention_dim: int = 4,
         attention_heads: int = 1,
+        attention_tokens: int = 0,
         attention_chunk: int | None = None,
         **kwargs,
     ):
@@ -99,6 +100,7 @@ class FAConvLSTM2DCell(Layer):
         self.attention_every = attention_every
         self.attention_dim = attention_dim
         self.attention_heads = attention_heads
+        self.attention_tokens = attention_tokens
         self.attention_chunk = attention_chunk
         self.state_size = -1  # the grid is known only at call time
         self._dropout_masks = (None, None)
@@ -172,6 +174,7 @@ class FAConvLSTM2DCell(Layer):
                 self.attention_dim,
                 self.attention_heads,
                 chunk_size=self.attention_chunk,
+                tokens=self.attention_tokens,
                 name="attention",
                 **sublayer_options,
             )

@@ -29,7 +29,7 @@ CELL_ATTRIBUTES = (
     "bias_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint",
     "dropout", "recurrent_dropout", "seed", "bottleneck", "multiscale_dilations",
     "squeeze_excitation", "squeeze_ratio", "peephole", "attention_every", "attention_dim",
-    "attention_heads", "attention_chunk",
+    "attention_heads", "attention_tokens", "attention_chunk",
 )
 
 
@@ -66,6 +66,10 @@ class FAConvLSTM2D(RNN):
         attention_dim: width ``d_a`` of queries, keys and values; default
             ``max(4, bottleneck // 2)`` rounded up to a multiple of ``attention_heads``.
         attention_heads: number of heads; must divide ``attention_dim``.
+        attention_tokens: keys per row (column) a query attends to at most: along a longer
+            axis keys and values are averaged over windows of ``ceil(L / attention_tokens)``
+            cells, so the attention's cost per cell does not grow with the grid; 0 attends
+            to every cell (cost per cell ``H + W``).
         attention_chunk: rows (columns) attended at once; default: as many as keep one
             chunk under 2**25 scores.
     """
@@ -109,6 +113,7 @@ class FAConvLSTM2D(RNN):
         attention_every=4,
         attention_dim=None,
         attention_heads=2,
+        attention_tokens=32,
         attention_chunk=None,
         **kwargs,
     ):
@@ -156,6 +161,7 @@ class FAConvLSTM2D(RNN):
             attention_every=validation.non_negative_int(attention_every, "attention_every"),
             attention_dim=attention_dim,
             attention_heads=attention_heads,
+            attention_tokens=validation.non_negative_int(attention_tokens, "attention_tokens"),
             attention_chunk=validation.positive_int(
                 attention_chunk, "attention_chunk", allow_none=True
             ),
@@ -427,6 +433,8 @@ class FAConvLSTM2D(RNN):
 
     @classmethod
     def from_config(cls, config):
+        if "attention_every" in config and "attention_tokens" not in config:
+            config = {**config, "attention_tokens": 0}  # saved before keys were pooled
         return cls(**config)
 
 

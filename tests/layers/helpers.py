@@ -52,6 +52,7 @@ def reference_config(layer: FAConvLSTM2D) -> dict:
         "multiscale_dilations": cell.multiscale_dilations,
         "attention_every": cell.attention_every,
         "attention_heads": cell.attention_heads,
+        "attention_tokens": cell.attention_tokens,
         "go_backwards": layer.go_backwards,
         "activation": "tanh",
         "recurrent_activation": "sigmoid",

@@ -111,11 +111,24 @@ def squeeze_excite(m: np.ndarray, weights: Weights) -> np.ndarray:
     return m * scale[:, None, None, :]
 
 
-def axial_attention(h: np.ndarray, weights: Weights, heads: int) -> np.ndarray:
+def window_means(t: np.ndarray, axis: int, tokens: int) -> np.ndarray:
+    """Means of t over windows of ceil(L / tokens) consecutive entries along axis (the last
+    window may be shorter); t itself when tokens is 0 or L <= tokens."""
+    length = t.shape[axis]
+    if not tokens or length <= tokens:
+        return t
+    size = math.ceil(length / tokens)
+    windows = [np.take(t, range(start, min(start + size, length)), axis=axis).mean(axis=axis)
+               for start in range(0, length, size)]
+    return np.stack(windows, axis=axis)
+
+
+def axial_attention(h: np.ndarray, weights: Weights, heads: int, tokens: int = 0) -> np.ndarray:
     """Multi-head row attention (along W') followed by column attention (along H').
 
-    The column pass reuses the original queries and keys, with the row-pass
-    result as values. h: (B, H', W', F)  ->  (B, H', W', F)
+    The column pass reuses the original queries and keys, with the row-pass result as
+    values; keys and values are window means along the attended axis (window_means).
+    h: (B, H', W', F)  ->  (B, H', W', F)
     """
     batch, height, width, _ = h.shape
     d_a = weights["query"].shape[1]
@@ -129,12 +142,14 @@ def axial_attention(h: np.ndarray, weights: Weights, heads: int) -> np.ndarray:
     k = split_heads(h @ weights["key"])
     v = split_heads(h @ weights["value"])
     scale = 1.0 / math.sqrt(head_dim)
-    # Row attention: y fixed, x attends to x' (index z).
-    row_weights = softmax(np.einsum("byxnd,byznd->bynxz", q, k) * scale)
-    r1 = np.einsum("bynxz,byznd->byxnd", row_weights, v)
-    # Column attention: x fixed, y attends to y' (index z).
-    col_weights = softmax(np.einsum("byxnd,bzxnd->bxnyz", q, k) * scale)
-    r2 = np.einsum("bxnyz,bzxnd->byxnd", col_weights, r1)
+    # Row attention: y fixed, x attends to window z of x'.
+    row_keys, row_values = (window_means(t, 2, tokens) for t in (k, v))
+    row_weights = softmax(np.einsum("byxnd,byznd->bynxz", q, row_keys) * scale)
+    r1 = np.einsum("bynxz,byznd->byxnd", row_weights, row_values)
+    # Column attention: x fixed, y attends to window z of y'.
+    column_keys, column_values = (window_means(t, 1, tokens) for t in (k, r1))
+    col_weights = softmax(np.einsum("byxnd,bzxnd->bxnyz", q, column_keys) * scale)
+    r2 = np.einsum("bxnyz,bzxnd->byxnd", col_weights, column_values)
     return r2.reshape(batch, height, width, d_a) @ weights["output"]
 
 
@@ -195,6 +210,8 @@ def reference_forward(
     for t, xp_t in enumerate(projected):
         h, c = lstm_cell(xp_t, h, c, weights, config)
         if attention_applies(t, steps, config["attention_every"]):
-            h = h + weights["gamma"] * axial_attention(h, weights, config["attention_heads"])
+            h = h + weights["gamma"] * axial_attention(
+                h, weights, config["attention_heads"], config["attention_tokens"]
+            )
         outputs.append(h)
     return np.stack(outputs, axis=1), h, c

@@ -7,6 +7,7 @@ import pytest
 from faconvlstm import FAConvLSTM2D
 from faconvlstm.layers.attention import AxialAttention2D
 from tests.layers.helpers import randomize_weights
+from tests.layers.numpy_reference import window_means
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -14,28 +15,39 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return np.exp(scores) / np.exp(scores).sum(axis=-1, keepdims=True)
 
 
-def received_by_brute_force(h, query_kernel, key_kernel, heads):
+def spread(window_weights: np.ndarray, length: int) -> np.ndarray:
+    """Weights of consecutive windows shared equally among the ``length`` cells they cover."""
+    size = -(-length // len(window_weights))
+    shares = [window_weights[cell // size] / min(size, length - cell // size * size)
+              for cell in range(length)]
+    return np.array(shares)
+
+
+def received_by_brute_force(h, query_kernel, key_kernel, heads, tokens=0):
     """Full ``(H W) x (H W)`` effective attention of one sample, averaged over queries."""
     height, width, _ = h.shape
     depth = query_kernel.shape[1] // heads
     query = (h @ query_kernel).reshape(height, width, heads, depth)
     key = (h @ key_kernel).reshape(height, width, heads, depth)
+    row_keys, column_keys = window_means(key, 1, tokens), window_means(key, 0, tokens)
     maps = np.zeros((heads, height, width))
     for n in range(heads):
         for i in range(height):
             for j in range(width):
-                row_of = {k: _softmax(key[k, :, n] @ query[k, j, n] / np.sqrt(depth))
+                row_of = {k: spread(_softmax(row_keys[k, :, n] @ query[k, j, n] / np.sqrt(depth)),
+                                    width)
                           for k in range(height)}
-                column = _softmax(key[:, j, n] @ query[i, j, n] / np.sqrt(depth))
+                column = spread(_softmax(column_keys[:, j, n] @ query[i, j, n] / np.sqrt(depth)),
+                                height)
                 for k in range(height):
                     maps[n, k] += column[k] * row_of[k]
     return maps.mean(axis=0) / (height * width)
 
 
-@pytest.mark.parametrize("heads", [1, 2])
-def test_received_attention_matches_the_composed_row_and_column_weights(rng, heads):
+@pytest.mark.parametrize("heads, tokens", [(1, 0), (2, 0), (2, 2)])
+def test_received_attention_matches_the_composed_row_and_column_weights(rng, heads, tokens):
     h = rng.normal(size=(2, 4, 5, 6)).astype("float32")
-    attention = AxialAttention2D(attention_dim=4, heads=heads)
+    attention = AxialAttention2D(attention_dim=4, heads=heads, tokens=tokens)
     attention.build(h.shape)
     randomize_weights(attention, rng, scale=0.8)
     received = keras.ops.convert_to_numpy(attention.received_attention(h))
@@ -43,7 +55,8 @@ def test_received_attention_matches_the_composed_row_and_column_weights(rng, hea
     np.testing.assert_allclose(received.sum(axis=(1, 2)), 1.0, rtol=1e-5)
     for sample in range(2):
         expected = received_by_brute_force(
-            h[sample], attention.query_kernel.numpy(), attention.key_kernel.numpy(), heads
+            h[sample], attention.query_kernel.numpy(), attention.key_kernel.numpy(), heads,
+            tokens,
         )
         np.testing.assert_allclose(received[sample], expected, rtol=1e-4, atol=1e-6)
 

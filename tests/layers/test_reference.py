@@ -20,6 +20,9 @@ CASES = {
     "every mechanism off": dict(multiscale_dilations=(1,), squeeze_excitation=False,
                                 peephole=False, attention_every=0, use_bias=False),
     "attention every step, one head": dict(attention_every=1, attention_heads=1),
+    "keys pooled along both axes": dict(attention_tokens=3),
+    "keys pooled along rows only": dict(attention_tokens=8),
+    "keys of every cell": dict(attention_tokens=0),
     "valid padding, strides 2": dict(padding="valid", strides=2),
     "same padding, strides 2": dict(strides=2),
     "dilation_rate 2, 2x3 kernel": dict(dilation_rate=2, kernel_size=(2, 3)),
@@ -53,6 +56,9 @@ def test_reference_sees_each_mechanism(rng):
     for name in ("single-scale mixing", "no squeeze-excitation", "no peepholes", "no attention"):
         reduced, _ = run_case(np.random.default_rng(1), CASES[name])
         assert not np.allclose(full[0], reduced[0], atol=1e-3), name
+    pooled, _ = run_case(np.random.default_rng(1), CASES["keys pooled along both axes"])
+    every_cell, _ = run_case(np.random.default_rng(1), CASES["keys of every cell"])
+    assert not np.allclose(pooled[0], every_cell[0], atol=1e-3)
 
 
 @pytest.mark.backend

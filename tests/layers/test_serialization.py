@@ -25,7 +25,8 @@ NON_DEFAULT = dict(
     dropout=0.1, recurrent_dropout=0.2, seed=7, return_sequences=True, return_state=True,
     go_backwards=True, stateful=False, unroll=True, zero_output_for_mask=True, bottleneck=6,
     multiscale_dilations=(1, 3), squeeze_excitation=False, squeeze_ratio=2, peephole=False,
-    attention_every=3, attention_dim=6, attention_heads=3, attention_chunk=5,
+    attention_every=3, attention_dim=6, attention_heads=3, attention_tokens=4,
+    attention_chunk=5,
 )
 
 
@@ -49,6 +50,14 @@ def test_config_accepts_every_convlstm2d_argument():
     keras_config = keras.layers.ConvLSTM2D(4, 3, unroll=True).get_config()
     layer = FAConvLSTM2D.from_config(keras_config)
     assert layer.cell.filters == 4 and layer.unroll is True
+    assert layer.attention_tokens == FAConvLSTM2D(4, 3).attention_tokens > 0
+
+
+def test_config_saved_before_pooled_keys_attends_to_every_cell():
+    """A layer saved without ``attention_tokens`` computed attention over every cell."""
+    config = FAConvLSTM2D(4, 3).get_config()
+    del config["attention_tokens"]
+    assert FAConvLSTM2D.from_config(config).attention_tokens == 0
 
 
 def build_model(rng):
