@@ -6,9 +6,10 @@ encoder and with the ConvLSTM2D twin (same filters) is timed in the same process
 inputs shaped like the pipeline's batches:
 
 * the training step: median wall time of ``train_on_batch`` on ``--batch`` windows, after
-  ``--warmup`` untimed steps, with the pipeline's optimizer (Adam);
-* the embedding pass: median time of the encoder half on batches of 32 windows, reported per
-  1000 timesteps (``embed`` takes one window per timestep: each from its centered window);
+  ``--warmup`` untimed steps, with the pipeline's optimizer (Adam); FA's and the twin's
+  steps are taken in turn, so a busier stretch of the machine weighs on both alike;
+* the embedding pass: median time of the encoder half on batches of 32 windows (in turn as
+  well), reported per 1000 windows (``embed --stride 1`` takes one window per timestep);
 * each part alone: a model of that part's own layers (the same objects, shared weights)
   trained one step on random inputs (forward, backward, Adam on its weights) with the mean of
   its output as the loss, which costs next to nothing beside the part: the recurrent encoder,
@@ -177,29 +178,58 @@ def loading_seconds(config, rng, arguments) -> float:
                           arguments.steps, arguments.warmup)
 
 
-def measure(size: str, cell: str, arguments) -> dict:
+def interleaved_medians(functions: dict, steps: int, warmup: int) -> dict[str, float]:
+    """Median wall time of each function, the functions called in turn at every step (so a
+    slower or busier stretch of the machine weighs on all of them alike)."""
+    times = {name: [] for name in functions}
+    for round_ in range(warmup + steps):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def measure(size: str, arguments) -> dict:
+    """Each cell's figures at ``size``: training steps and embedding passes timed in turn."""
     rng = np.random.default_rng(0)
-    config = ModelConfig(cell=cell, **{"window": arguments.window, **SIZES[size]})
-    autoencoder = build_autoencoder(config)
-    autoencoder.compile(optimizer=keras.optimizers.Adam())
-    batch = model_inputs(rng, config, arguments.batch)
-    step = median_seconds(lambda: autoencoder.train_on_batch(batch), arguments.steps,
-                          arguments.warmup)
-    if arguments.profile:
-        print_profile(f"{size}, {CELLS[cell]}", lambda: autoencoder.train_on_batch(batch),
-                      arguments.profile)
-    encoder = embedding_model(autoencoder)
-    windows = model_inputs(rng, config, arguments.embed_batch)
-    embed = median_seconds(lambda: encoder.predict_on_batch(windows), arguments.steps,
-                           arguments.warmup)
-    parts = {}
-    if arguments.parts:
-        parts = part_seconds(autoencoder, config, rng, arguments)
-        parts["rest"] = step - sum(parts.values())
-    memory = peak_training_memory(config.to_dict(), batch) if arguments.memory else None
-    return {"step": step, "embed per 1000 steps": embed * 1000 / arguments.embed_batch,
+    models, batches, windows, encoders = {}, {}, {}, {}
+    for cell in CELLS:
+        config = ModelConfig(cell=cell, **{"window": arguments.window, **SIZES[size]})
+        models[cell] = build_autoencoder(config)
+        models[cell].compile(optimizer=keras.optimizers.Adam())
+        batches[cell] = model_inputs(rng, config, arguments.batch)
+        encoders[cell] = embedding_model(models[cell])
+        windows[cell] = model_inputs(rng, config, arguments.embed_batch)
+    steps = interleaved_medians(
+        {cell: lambda cell=cell: models[cell].train_on_batch(batches[cell]) for cell in CELLS},
+        arguments.steps, arguments.warmup,
+    )
+    embeds = interleaved_medians(
+        {cell: lambda cell=cell: encoders[cell].predict_on_batch(windows[cell])
+         for cell in CELLS},
+        arguments.steps, arguments.warmup,
+    )
+    results = {}
+    for cell in CELLS:
+        config = ModelConfig(cell=cell, **{"window": arguments.window, **SIZES[size]})
+        if arguments.profile:
+            print_profile(f"{size}, {CELLS[cell]}",
+                          lambda: models[cell].train_on_batch(batches[cell]), arguments.profile)
+        parts = {}
+        if arguments.parts:
+            parts = part_seconds(models[cell], config, rng, arguments)
+            parts["rest"] = steps[cell] - sum(parts.values())
+        memory = (peak_training_memory(config.to_dict(), batches[cell]) if arguments.memory
+                  else None)
+        results[cell] = {
+            "step": steps[cell],
+            "embed per 1000 steps": embeds[cell] * 1000 / arguments.embed_batch,
             "parts": parts, "loading": loading_seconds(config, rng, arguments),
-            "memory": memory, "encoder parameters": encoder_parameters(autoencoder)}
+            "memory": memory, "encoder parameters": encoder_parameters(models[cell]),
+        }
+    return results
 
 
 def print_profile(title: str, step, rows: int) -> None:
@@ -248,7 +278,7 @@ def main(arguments) -> None:
     for size in arguments.sizes.split(","):
         if size not in SIZES:
             sys.exit(f"Unknown size {size!r}; expected some of {sorted(SIZES)}.")
-        print_table(size, {cell: measure(size, cell, arguments) for cell in CELLS}, arguments)
+        print_table(size, measure(size, arguments), arguments)
 
 
 if __name__ == "__main__":
