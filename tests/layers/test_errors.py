@@ -21,6 +21,7 @@ BAD_ARGUMENTS = [
     (dict(multiscale_dilations=(1, 0)), "`multiscale_dilations` must be a positive integer"),
     (dict(multiscale_dilations=(2, 2)), "`multiscale_dilations` must not repeat a dilation"),
     (dict(attention_every=-1), "`attention_every` must be a non-negative integer"),
+    (dict(attention_tokens=-2), "`attention_tokens` must be a non-negative integer"),
     (dict(attention_dim=6, attention_heads=4),
      "`attention_dim` must be divisible by `attention_heads`"),
     (dict(attention_heads=0), "`attention_heads` must be a positive integer"),
