@@ -82,7 +82,8 @@ def forward_macs(name, args):
     return fa_macs(args.steps, args.height, args.width, args.channels, args.filters,
                    args.kernel_size, bottleneck=r,
                    attention_dim=default_attention_dim(r),
-                   attention_every=layer_attention_every(name, args))
+                   attention_every=layer_attention_every(name, args),
+                   attention_tokens=args.attention_tokens)
 
 
 # --------------------------------------------------------------------------
@@ -106,6 +107,8 @@ def parse_args(argv=None):
                    help="FAConvLSTM2D bottleneck (default: layer default max(8, filters//4))")
     p.add_argument("--attention-every", type=int, default=4,
                    help="FAConvLSTM2D attention_every for the 'fa' layer")
+    p.add_argument("--attention-tokens", type=int, default=32,
+                   help="FAConvLSTM2D attention_tokens (keys per row and column)")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed warmup calls")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
@@ -167,7 +170,8 @@ def build_layer(name, args, keras):
         return keras.layers.ConvLSTM2D(**common, name="convlstm")
     sys.path.insert(0, REPO_ROOT)
     import faconvlstm
-    kw = dict(attention_every=layer_attention_every(name, args))
+    kw = dict(attention_every=layer_attention_every(name, args),
+              attention_tokens=args.attention_tokens)
     if args.bottleneck is not None:
         kw["bottleneck"] = args.bottleneck
     return faconvlstm.FAConvLSTM2D(**common, **kw, name=name.replace("-", "_"))
@@ -327,6 +331,7 @@ def child_argv(args, layer, mode):
             "--channels", str(args.channels), "--filters", str(args.filters),
             "--kernel-size", str(args.kernel_size),
             "--attention-every", str(args.attention_every),
+            "--attention-tokens", str(args.attention_tokens),
             "--repeats", str(args.repeats), "--warmup", str(args.warmup),
             "--threads", str(args.threads), "--seed", str(args.seed),
             "--layers", layer, "--child", "%s:%s" % (layer, mode)]
@@ -406,9 +411,10 @@ def print_setup(args):
           % (args.batch, args.steps, args.height, args.width, args.channels,
              args.filters, args.kernel_size, args.kernel_size))
     print("FA settings    : bottleneck=%d%s, attention_dim=%d (default), attention_every=%d "
-          "('fa'), 0 ('fa-noattn'), dilations=%s (default)"
+          "('fa'), 0 ('fa-noattn'), attention_tokens=%d, dilations=%s (default)"
           % (r, "" if args.bottleneck is not None else " (default)",
-             default_attention_dim(r), args.attention_every, DEFAULT_DILATIONS))
+             default_attention_dim(r), args.attention_every, args.attention_tokens,
+             DEFAULT_DILATIONS))
     print("model/loss     : Input -> layer; compile(optimizer='adam', loss='mse'), "
           "random target of the output shape")
     print("timing         : median of %d timed calls after %d warmup; train = train_on_batch, "

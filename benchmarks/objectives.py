@@ -33,13 +33,18 @@ from faconvlstm.pipeline.embedding import TrainedRun
 
 #: The candidates: the default objective (forecast leads through per-lead latent maps, half
 #: the loss on the reconstruction), latent linear dynamics, more weight on the forecasts,
-#: the reconstruction alone, and the default without the input skip.
+#: the reconstruction alone, the default without the input skip; and the axial attention's
+#: variants: keys of every cell (no pooling), keys pooled harder, applied half as often, off.
 CANDIDATES = {
     "default (per-lead maps)": {},
     "latent linear dynamics": {"forecast_dynamics": "linear"},
     "reconstruction share 0.25": {"reconstruction_share": 0.25},
     "reconstruction only": {"forecast_horizon": 0},
     "no input skip": {"input_skip": False},
+    "keys of every cell": {"layer_options": {"attention_tokens": 0}},
+    "keys in at most 8 windows": {"layer_options": {"attention_tokens": 8}},
+    "attention every 8 steps": {"layer_options": {"attention_every": 8}},
+    "no axial attention": {"layer_options": {"attention_every": 0}},
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from keras import layers, ops
+from keras import backend, layers, ops
 
 #: Default cap on the number of attention scores (per chunk) held at once: 2**25 float32
 #: values are 128 MiB.
@@ -40,6 +40,13 @@ def attention_steps(steps, every: int):
     if every == 0:
         return ops.logical_and(last, False)
     return ops.logical_or(ops.equal((step + 1) % every, 0), last)
+
+
+def keys_per_query(length: int, tokens: int) -> int:
+    """Keys (windows) each query scores along an axis of ``length`` cells."""
+    if not tokens or length <= tokens:
+        return length
+    return -(-length // -(-length // tokens))
 
 
 class AxialAttention2D(layers.Layer):
@@ -92,6 +99,37 @@ class AxialAttention2D(layers.Layer):
         return [ops.reshape(t, head_shape) for t in ops.split(projected, len(kernels), axis=-1)]
 
     def call(self, h):
+        if self._uses_torch_kernel(h):
+            from faconvlstm.layers.torch_kernels import axial_attention
+
+            height, width = ops.shape(h)[1:3]
+            kernels = (self.query_kernel, self.key_kernel, self.value_kernel)
+            attended = axial_attention(
+                h, *(kernel.value for kernel in kernels), self.heads,
+                self._pooling(width, "float32"), self._pooling(height, "float32"),
+            )
+        else:
+            attended = self._attended(h)
+        return h + ops.matmul(attended, self.output_kernel * self.gamma)
+
+    def _uses_torch_kernel(self, h) -> bool:
+        """Whether PyTorch's own attention serves (same math, fewer copies): on the torch
+        backend in float32, with each pass's scores within one chunk."""
+        if backend.backend() != "torch" or self.compute_dtype != "float32":
+            return False
+        batch, height, width, _ = ops.shape(h)
+        return all(
+            self._chunk(length, keys_per_query(length, self.tokens)) >= batch * rows
+            for rows, length in ((height, width), (width, height))
+        )
+
+    def _chunk(self, length: int, keys: int) -> int:
+        """Sequences attended at once: ``chunk_size``, by default as many as keep a chunk's
+        ``sequences * heads * length * keys`` scores under ``MAX_SCORES_PER_CHUNK``."""
+        return self.chunk_size or max(1, MAX_SCORES_PER_CHUNK // (self.heads * length * keys))
+
+    def _attended(self, h):
+        """The attended values before the output projection: ``(B, H, W, attention_dim)``."""
         batch, height, width, _ = ops.shape(h)
         query, key, value = (
             ops.cast(t, self._score_dtype)
@@ -104,8 +142,7 @@ class AxialAttention2D(layers.Layer):
         attended = ops.reshape(
             ops.transpose(columns, (0, 2, 1, 3, 4)), (batch, height, width, self.attention_dim)
         )
-        attended = ops.cast(attended, self.compute_dtype)
-        return h + ops.matmul(attended, self.output_kernel * self.gamma)
+        return ops.cast(attended, self.compute_dtype)
 
     @property
     def _score_dtype(self) -> str:
@@ -179,7 +216,7 @@ class AxialAttention2D(layers.Layer):
         if not isinstance(sequences * length * keys, int):
             attended = ops.dot_product_attention(*flat, mask=mask)
         else:
-            chunk = self.chunk_size or max(1, MAX_SCORES_PER_CHUNK // (heads * length * keys))
+            chunk = self._chunk(length, keys)
             attended = (
                 ops.dot_product_attention(*flat) if chunk >= sequences
                 else self._chunked_attention(flat, sequences, chunk)

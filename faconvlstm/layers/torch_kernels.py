@@ -1,4 +1,4 @@
-"""A fused PyTorch kernel for the peephole LSTM update, used on the torch backend.
+"""PyTorch kernels used on the torch backend: the peephole LSTM update and axial attention.
 
 The generic ``keras.ops`` version of :class:`~faconvlstm.layers.gates.PeepholeGates`
 allocates a new ``(B, H, W, F)`` tensor for every elementwise operation forward and
@@ -8,11 +8,16 @@ place, and hand-writes the backward pass: about 2.5x faster forward and 1.4x fas
 backward than autograd on the same operations (see BENCHMARKS.md). It implements exactly the
 default activations (sigmoid gates, tanh cell); ``tests/layers/test_torch_kernels.py``
 checks values and gradients against the generic path.
+
+:func:`axial_attention` lays the heads out once, so that PyTorch's attention reads strided
+views instead of the copies ``keras.ops.dot_product_attention`` makes of each operand (about
+1.5x faster forward + backward on the real files' grids).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 
@@ -96,3 +101,37 @@ class PeepholeLSTMUpdate(torch.autograd.Function):
 def peephole_lstm_update(u, expansion, bias, peephole, c_prev):
     """Fused ``(h, c)`` of the peephole LSTM with sigmoid gates and tanh activations."""
     return PeepholeLSTMUpdate.apply(u, expansion, bias, peephole, c_prev)
+
+
+def axial_attention(h, query_kernel, key_kernel, value_kernel, heads: int, row_pooling,
+                    column_pooling):
+    """Row then column attention of :class:`~faconvlstm.layers.attention.AxialAttention2D`
+    before its output projection: ``(B, H, W, F) -> (B, H, W, d_a)``.
+
+    ``*_pooling``: ``(P (L, K), None)`` from ``pooling_matrix`` for an axis whose keys and
+    values are window means, None for one attended cell by cell.
+    """
+    batch, height, width, _ = h.shape
+    attention_dim = query_kernel.shape[1]
+    projected = h @ torch.cat([query_kernel, key_kernel, value_kernel], dim=1)
+    # (B, H, W, 3, heads, d) -> (3, B, H, heads, W, d): sequences along W, heads as batch.
+    query, key, value = projected.view(
+        batch, height, width, 3, heads, attention_dim // heads
+    ).permute(3, 0, 1, 4, 2, 5)
+    rows = F.scaled_dot_product_attention(
+        query, *(_window_means(t, row_pooling) for t in (key, value))
+    )
+    # (B, H, heads, W, d) -> (B, W, heads, H, d): sequences along H.
+    query, key, rows = (t.permute(0, 3, 2, 1, 4) for t in (query, key, rows))
+    columns = F.scaled_dot_product_attention(
+        query, *(_window_means(t, column_pooling) for t in (key, rows))
+    )
+    # (B, W, heads, H, d) -> (B, H, W, heads * d)
+    return columns.permute(0, 3, 1, 2, 4).reshape(batch, height, width, attention_dim)
+
+
+def _window_means(sequences, pooling):
+    """``(..., L, d)`` averaged over the windows of ``pooling`` to ``(..., K, d)``."""
+    if pooling is None:
+        return sequences
+    return torch.einsum("...ld,lk->...kd", sequences, pooling[0])

@@ -1,9 +1,11 @@
-"""The fused PyTorch peephole-LSTM kernel equals the generic keras.ops computation."""
+"""The PyTorch kernels (peephole-LSTM update, axial attention) equal the generic keras.ops
+computation."""
 
 import keras
 import numpy as np
 import pytest
 
+from faconvlstm.layers.attention import AxialAttention2D
 from faconvlstm.layers.gates import PeepholeGates
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "torch",
@@ -48,3 +50,39 @@ def test_fused_update_matches_generic_values_and_gradients(rng, peephole, use_bi
 def test_other_activations_use_the_generic_path():
     gates = PeepholeGates(4, keras.activations.relu, keras.activations.sigmoid)
     assert not gates.uses_torch_kernel
+
+
+@pytest.mark.parametrize("grid, tokens", [((4, 6), 0), ((7, 9), 3)])
+def test_attention_kernel_matches_generic_values_and_gradients(rng, grid, tokens):
+    import torch
+
+    attention = AxialAttention2D(attention_dim=4, heads=2, tokens=tokens)
+    attention.build((None, None, None, 5))
+    for weight in attention.weights:
+        weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
+    h = torch.tensor(rng.normal(size=(2, *grid, 5)), dtype=torch.float32, requires_grad=True)
+    assert attention._uses_torch_kernel(h)
+    upstream = torch.tensor(rng.normal(size=(2, *grid, 5)), dtype=torch.float32)
+
+    def values_and_gradients(kernel: bool):
+        if not kernel:
+            attention._uses_torch_kernel = lambda h: False
+        try:
+            out = attention(h)
+        finally:
+            vars(attention).pop("_uses_torch_kernel", None)
+        inputs = [h] + [w.value for w in attention.trainable_weights]
+        return out, torch.autograd.grad((out * upstream).sum(), inputs)
+
+    kernel_out, kernel_grads = values_and_gradients(kernel=True)
+    generic_out, generic_grads = values_and_gradients(kernel=False)
+    np.testing.assert_allclose(kernel_out.detach().numpy(), generic_out.detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    for got, want in zip(kernel_grads, generic_grads):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_attention_beyond_one_chunk_uses_the_generic_path():
+    attention = AxialAttention2D(attention_dim=4, heads=2, chunk_size=3)
+    attention.build((None, None, None, 5))
+    assert not attention._uses_torch_kernel(keras.ops.zeros((2, 4, 6, 5)))
