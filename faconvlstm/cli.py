@@ -355,9 +355,10 @@ def split_rows(split: dict) -> dict[str, str]:
               help="Embed each timestep from the window where it sits nearest the center (for "
               "regimes), or from the window that ends at it (causal: nothing after it is "
               "seen, for forecasting).")
-@click.option("--stride", default=1, show_default=True,
+@click.option("--stride", type=int,
               help="Compute windows N steps apart, each timestep from the best of them for "
-                   "--align: N times less work (1: a window per timestep).")
+                   "--align: N times less work. Default: half the window (1: a window per "
+                   "timestep).")
 @click.option("--batch-size", default=32, show_default=True)
 @user_errors
 def embed(run_dir, data, out, time_range, align, stride, batch_size):
@@ -368,6 +369,7 @@ def embed(run_dir, data, out, time_range, align, stride, batch_size):
     with one_line_data_warnings():
         dataset = embed_data(run_dir, source, out, parse_time(time_range), batch_size,
                              progress=True, align=align, stride=stride)
+    stride = dataset.attrs["window_stride"]
     summary(
         f"Wrote {out}",
         {

@@ -13,7 +13,7 @@ import faconvlstm
 from faconvlstm.data.io import is_in_memory
 from faconvlstm.data.preprocessing import Preprocessor
 from faconvlstm.data.storage import write_netcdf
-from faconvlstm.data.windows import WindowDataset, embedding_windows
+from faconvlstm.data.windows import WindowDataset, embedding_stride, embedding_windows
 from faconvlstm.errors import InputError
 from faconvlstm.models import ModelConfig, embedding_model
 from faconvlstm.pipeline.progress import progress_bar
@@ -68,7 +68,7 @@ class TrainedRun:
         progress: bool = False,
         timesteps: np.ndarray | None = None,
         align: str = "center",
-        stride: int = 1,
+        stride: int | None = None,
     ) -> dict[str, np.ndarray]:
         """``compute`` on the windows of ``fields``, taken per timestep from its window.
 
@@ -76,8 +76,8 @@ class TrainedRun:
         ``(B, T, ...)``. Returns each array as ``(time, ...)``: every timestep takes the
         position of the window where it sits nearest the center (``align="center"``) or of
         the window that ends at it (``"end"``: nothing after it is seen); NaN where no window
-        fits; windows ``stride`` steps apart (1: each timestep its own window) save work
-        (:func:`~faconvlstm.data.windows.embedding_windows`). ``timesteps``, a
+        fits; windows ``stride`` steps apart (by default half the window; 1: each timestep
+        its own window) save work (:func:`~faconvlstm.data.windows.embedding_windows`). ``timesteps``, a
         ``(time,)`` bool mask, computes only the windows of those timesteps (NaN elsewhere);
         each gets the value it has when all are computed.
         """
@@ -106,14 +106,15 @@ class TrainedRun:
 
     def embed(
         self, fields: xr.DataArray, batch_size: int = 32, progress: bool = False,
-        timesteps: np.ndarray | None = None, align: str = "center", stride: int = 1,
+        timesteps: np.ndarray | None = None, align: str = "center", stride: int | None = None,
     ) -> np.ndarray:
         """Embeddings ``(time, d)`` of fields in physical units ``(time, lat, lon, channel)``.
 
         Each timestep is embedded from the window where it sits nearest the center, or with
         ``align="end"`` from the window that ends at it (causal); NaN where no window fits,
-        and where the ``(time,)`` bool mask ``timesteps`` is False. ``stride > 1`` computes
-        windows that many steps apart, each timestep from the best of them for ``align``
+        and where the ``(time,)`` bool mask ``timesteps`` is False. Windows are computed
+        ``stride`` steps apart (default: half the window), each timestep from the best of
+        them for ``align``
         (:func:`~faconvlstm.data.windows.embedding_windows`): ``stride`` times less work.
         """
         embedded = self.per_timestep(
@@ -151,7 +152,7 @@ def embedding_array(
     batch_size: int = 32,
     progress: bool = False,
     align: str = "center",
-    stride: int = 1,
+    stride: int | None = None,
 ) -> xr.DataArray:
     """:meth:`TrainedRun.embed` of ``fields`` as a DataArray ``(time, embedding)`` on their
     time coordinate, with the run's attributes (``run_dir``, ``alignment``, ...)."""
@@ -170,7 +171,7 @@ def embedding_array(
             "cell": config.cell,
             "window": config.window,
             "alignment": align,
-            "window_stride": stride,
+            "window_stride": embedding_stride(stride, config.window),
             "backend": faconvlstm.backend(),
             "faconvlstm_version": faconvlstm.__version__,
             "uncovered_timesteps": int(np.isnan(values).any(axis=1).sum()),
@@ -192,7 +193,7 @@ def embed(
     batch_size: int = 32,
     progress: bool = False,
     align: str = "center",
-    stride: int = 1,
+    stride: int | None = None,
 ) -> xr.Dataset:
     """Embeddings ``(time, embedding)`` of ``source`` (default: the run's own data).
 
@@ -201,8 +202,9 @@ def embed(
     sits nearest the center (``align="center"``, for regimes) or from the window that ends
     at it (``"end"``: causal, nothing after the timestep is seen, for forecasting); the
     ``alignment`` attribute says which. Timesteps in a gap-free stretch shorter than the
-    window get NaN. ``stride > 1`` computes windows that many steps apart (``stride`` times
-    less work; the ``window_stride`` attribute records it). Written atomically to ``out``
+    window get NaN. Windows are computed ``stride`` steps apart, by default half the window
+    (``stride`` times less work than one window per timestep, ``stride=1``; the
+    ``window_stride`` attribute records it). Written atomically to ``out``
     (NetCDF) when given.
     """
     run = TrainedRun(run_dir)

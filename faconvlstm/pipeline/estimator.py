@@ -173,13 +173,13 @@ class FAEmbedding:
         return DataSelection(**{**self.fitted.record["data"], "source": None})
 
     def transform(self, data: Source, align: str = "center", batch_size: int = 32,
-                  stride: int = 1) -> xr.DataArray:
+                  stride: int | None = None) -> xr.DataArray:
         """Embeddings ``(time, embedding)`` of ``data`` (same variables, region, grid).
 
         Each timestep is embedded from the window where it sits nearest the center
         (``align="center"``, for regimes) or from the window that ends at it (``"end"``:
-        causal, for forecasting); NaN where no window fits. ``stride > 1`` computes windows
-        that many steps apart, ``stride`` times less work
+        causal, for forecasting); NaN where no window fits. Windows are computed ``stride``
+        steps apart (default: half the window; 1: one per timestep), ``stride`` times less work
         (:func:`~faconvlstm.data.windows.embedding_windows`). Carries ``data``'s time
         coordinate and attributes, plus the run's (``alignment``, ``run_dir``, ...).
         """

@@ -22,7 +22,7 @@ def daily_time(days: int, drop: slice | None = None) -> xr.DataArray:
 
 def test_embedding_windows_embed_every_timestep_once_nearest_the_center():
     time = daily_time(40)
-    starts, step_window, step_offset = embedding_windows(time, window=8)
+    starts, step_window, step_offset = embedding_windows(time, window=8, stride=1)
     absolute = starts[step_window] + step_offset
     np.testing.assert_array_equal(absolute, np.arange(40))
     interior = slice(4, 36)
@@ -32,7 +32,7 @@ def test_embedding_windows_embed_every_timestep_once_nearest_the_center():
 
 def test_end_windows_end_at_each_timestep_or_hold_all_its_history():
     time = daily_time(40, drop=slice(20, 22))  # runs of 20 and 18 steps
-    starts, step_window, step_offset = embedding_windows(time, window=8, align="end")
+    starts, step_window, step_offset = embedding_windows(time, window=8, align="end", stride=1)
     absolute = starts[step_window] + step_offset
     np.testing.assert_array_equal(absolute, np.arange(38))
     for run in (slice(0, 20), slice(20, 38)):
@@ -64,6 +64,15 @@ def test_windows_a_stride_apart_cover_every_timestep_from_few_windows(align):
         assert ((step_offset >= 0) & (step_offset < 16)).all()
     with pytest.raises(InputError, match=r"stride must be an integer from 1 to the window \(16\)"):
         embedding_windows(time, 16, align, stride=17)
+
+
+@pytest.mark.parametrize("window", [1, 7, 16])
+def test_windows_are_half_a_window_apart_by_default(window):
+    time = daily_time(60)
+    default = embedding_windows(time, window)
+    explicit = embedding_windows(time, window, stride=max(1, window // 2))
+    for got, want in zip(default, explicit):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_no_window_spans_a_gap_and_short_runs_get_no_embedding():

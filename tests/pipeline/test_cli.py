@@ -88,12 +88,13 @@ def test_embeddings_are_time_by_embedding_on_the_source_noleap_time(cli_run):
 
 
 def test_causal_embeddings_see_nothing_after_their_timestep(cli_run, tmp_path):
-    """``--align end``: each day from the window that ends at it, so embedding the data up to
-    a day gives that day the embedding it has in the whole series."""
+    """``--align end --stride 1``: each day from the window that ends at it, so embedding the
+    data up to a day gives that day the embedding it has in the whole series."""
     full, cut = tmp_path / "full.nc", tmp_path / "cut.nc"
-    assert_succeeded(invoke("embed", cli_run["run"], "--align", "end", "--out", full))
-    assert_succeeded(invoke("embed", cli_run["run"], "--align", "end", "--time",
-                            "2000-01-01:2000-06-30", "--out", cut))
+    assert_succeeded(invoke("embed", cli_run["run"], "--align", "end", "--stride", "1",
+                            "--out", full))
+    assert_succeeded(invoke("embed", cli_run["run"], "--align", "end", "--stride", "1",
+                            "--time", "2000-01-01:2000-06-30", "--out", cut))
     with xr.open_dataset(full) as causal, xr.open_dataset(cut) as shorter, \
             xr.open_dataset(cli_run["embeddings"]) as centred:
         assert causal.attrs["alignment"] == "end" and centred.attrs["alignment"] == "center"

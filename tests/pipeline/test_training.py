@@ -163,7 +163,7 @@ def test_embed_covers_every_timestep_once_from_its_centered_window(
     trained_run, selection, file_with_gaps, tmp_path
 ):
     run_dir = trained_run.run_dir
-    embeddings = embed(run_dir, str(file_with_gaps), tmp_path / "embeddings.nc")
+    embeddings = embed(run_dir, str(file_with_gaps), tmp_path / "embeddings.nc", stride=1)
     values = embeddings["embeddings"].values
     fields = selection.load(str(file_with_gaps))
     assert embeddings["embeddings"].dims == ("time", "embedding")
