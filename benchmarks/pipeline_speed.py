@@ -9,7 +9,8 @@ inputs shaped like the pipeline's batches:
   ``--warmup`` untimed steps, with the pipeline's optimizer (Adam); FA's and the twin's
   steps are taken in turn, so a busier stretch of the machine weighs on both alike;
 * the embedding pass: median time of the encoder half on batches of 32 windows (in turn as
-  well), reported per 1000 windows (``embed --stride 1`` takes one window per timestep);
+  well), reported per 1000 windows (``embed --stride 1`` takes one window per timestep, the
+  default one every half window: per timestep, 1 / 8 of these at windows of 16);
 * each part alone: a model of that part's own layers (the same objects, shared weights)
   trained one step on random inputs (forward, backward, Adam on its weights) with the mean of
   its output as the loss, which costs next to nothing beside the part: the recurrent encoder,
@@ -225,7 +226,7 @@ def measure(size: str, arguments) -> dict:
                   else None)
         results[cell] = {
             "step": steps[cell],
-            "embed per 1000 steps": embeds[cell] * 1000 / arguments.embed_batch,
+            "embed per 1000 windows": embeds[cell] * 1000 / arguments.embed_batch,
             "parts": parts, "loading": loading_seconds(config, rng, arguments),
             "memory": memory, "encoder parameters": encoder_parameters(models[cell]),
         }
@@ -253,8 +254,8 @@ def print_table(size: str, results: dict, arguments) -> None:
     print("| measurement | FA | ConvLSTM2D twin | twin / FA |")
     print("| --- | ---: | ---: | ---: |")
     rows = [("training step (s)", fa["step"], twin["step"]),
-            ("embedding, per 1000 timesteps (s)", fa["embed per 1000 steps"],
-             twin["embed per 1000 steps"])]
+            ("embedding, per 1000 windows (s)", fa["embed per 1000 windows"],
+             twin["embed per 1000 windows"])]
     rows += [(f"part: {name} (s)", fa["parts"][name], twin["parts"][name])
              for name in fa["parts"]]
     rows.append(("loading one batch, in memory (s)", fa["loading"], twin["loading"]))
