@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keras import constraints, initializers, layers, ops, regularizers
+from keras import backend, constraints, initializers, layers, ops, regularizers
 
 
 class MultiScaleDepthwiseMixing(layers.Layer):
@@ -10,7 +10,9 @@ class MultiScaleDepthwiseMixing(layers.Layer):
 
     One mixing serves all four gates. Every branch is "same"-padded with stride 1, so
     ``(B, H, W, r) -> (B, H, W, r)``; with dilations ``(1, 2, 4)`` and a 3x3 kernel the
-    receptive field of one step is 9x9 at the cost of 27 multiply-adds per channel.
+    receptive field of one step is 9x9 at the cost of 27 multiply-adds per channel. On
+    PyTorch, whose convolutions are channels-first, the input is transposed once for all
+    branches rather than once per branch.
     """
 
     def __init__(
@@ -42,11 +44,15 @@ class MultiScaleDepthwiseMixing(layers.Layer):
         ]
 
     def call(self, u):
+        channels_first = backend.backend() == "torch"
+        if channels_first:
+            u = ops.transpose(u, (0, 3, 1, 2))
         mixed = None
         for kernel, dilation in zip(self.kernels, self.dilations):
             branch = ops.depthwise_conv(
-                u, kernel, strides=1, padding="same", data_format="channels_last",
+                u, kernel, strides=1, padding="same",
+                data_format="channels_first" if channels_first else "channels_last",
                 dilation_rate=dilation,
             )
             mixed = branch if mixed is None else mixed + branch
-        return mixed
+        return ops.transpose(mixed, (0, 2, 3, 1)) if channels_first else mixed
