@@ -10,8 +10,8 @@ default activations (sigmoid gates, tanh cell); ``tests/layers/test_torch_kernel
 checks values and gradients against the generic path.
 
 :func:`axial_attention` lays the heads out once, so that PyTorch's attention reads strided
-views instead of the copies ```keras.ops.dot_product_attention`` makes of each operand (1.1-1.5x faster forward +
-backward on the real files' grids), through the same flash kernel.
+views instead of the copies ``keras.ops.dot_product_attention`` makes of each operand (about
+1.5x faster forward + backward on the real files' grids).
 """
 
 from __future__ import annotations
@@ -109,40 +109,29 @@ def axial_attention(h, query_kernel, key_kernel, value_kernel, heads: int, row_p
     before its output projection: ``(B, H, W, F) -> (B, H, W, d_a)``.
 
     ``*_pooling``: ``(P (L, K), None)`` from ``pooling_matrix`` for an axis whose keys and
-    values are window means, None for one attended cell by cell. Every operand reaches
-    PyTorch's attention 4-D with unit stride along its last axis, so its flash kernel serves
-    (the scores are never held whole).
+    values are window means, None for one attended cell by cell.
     """
     batch, height, width, _ = h.shape
     attention_dim = query_kernel.shape[1]
-    depth = attention_dim // heads
     projected = h @ torch.cat([query_kernel, key_kernel, value_kernel], dim=1)
-    # (B, H, W, 3, heads, d) -> 3 x (B, H, heads, W, d): sequences along W, heads as batch.
-    query, key, value = projected.view(batch, height, width, 3, heads, depth).permute(
-        3, 0, 1, 4, 2, 5
-    )
-    query, key, value = (t.reshape(batch * height, heads, width, depth)
-                         for t in (query, key, value))
+    # (B, H, W, 3, heads, d) -> (3, B, H, heads, W, d): sequences along W, heads as batch.
+    query, key, value = projected.view(
+        batch, height, width, 3, heads, attention_dim // heads
+    ).permute(3, 0, 1, 4, 2, 5)
     rows = F.scaled_dot_product_attention(
         query, *(_window_means(t, row_pooling) for t in (key, value))
-    ).view(batch, height, heads, width, depth)
-    query, key = (t.view(batch, height, heads, width, depth) for t in (query, key))
-    # (B, H, heads, W, d) -> (B W, heads, H, d): sequences along H.
-    query, key, rows = (
-        t.permute(0, 3, 2, 1, 4).reshape(batch * width, heads, height, depth)
-        for t in (query, key, rows)
     )
+    # (B, H, heads, W, d) -> (B, W, heads, H, d): sequences along H.
+    query, key, rows = (t.permute(0, 3, 2, 1, 4) for t in (query, key, rows))
     columns = F.scaled_dot_product_attention(
         query, *(_window_means(t, column_pooling) for t in (key, rows))
     )
-    # (B W, heads, H, d) -> (B, H, W, heads * d)
-    return columns.view(batch, width, heads, height, depth).permute(0, 3, 1, 2, 4).reshape(
-        batch, height, width, attention_dim
-    )
+    # (B, W, heads, H, d) -> (B, H, W, heads * d)
+    return columns.permute(0, 3, 1, 2, 4).reshape(batch, height, width, attention_dim)
 
 
 def _window_means(sequences, pooling):
     """``(..., L, d)`` averaged over the windows of ``pooling`` to ``(..., K, d)``."""
     if pooling is None:
         return sequences
-    return pooling[0].T @ sequences
+    return torch.einsum("...ld,lk->...kd", sequences, pooling[0])
