@@ -52,7 +52,7 @@ def test_other_activations_use_the_generic_path():
     assert not gates.uses_torch_kernel
 
 
-@pytest.mark.parametrize("grid, tokens", [((4, 6), 0), ((7, 9), 3)])
+@pytest.mark.parametrize("grid, tokens", [((4, 6), 0), ((7, 9), 3), ((5, 20), 0)])
 def test_attention_kernel_matches_generic_values_and_gradients(rng, grid, tokens):
     import torch
 
@@ -80,6 +80,23 @@ def test_attention_kernel_matches_generic_values_and_gradients(rng, grid, tokens
                                rtol=1e-5, atol=1e-6)
     for got, want in zip(kernel_grads, generic_grads):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("keys", [3, 15])
+def test_short_softmax_matches_torch_softmax(rng, keys):
+    import torch
+
+    from faconvlstm.layers.torch_kernels import ShortSoftmax
+
+    scores = torch.tensor(rng.normal(0, 3, (4, 5, keys)), dtype=torch.float64,
+                          requires_grad=True)
+    upstream = torch.tensor(rng.normal(size=(4, 5, keys)), dtype=torch.float64)
+    got = ShortSoftmax.apply(scores)
+    want = torch.softmax(scores, dim=-1)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-12)
+    (got_grad,) = torch.autograd.grad((got * upstream).sum(), scores)
+    (want_grad,) = torch.autograd.grad((want * upstream).sum(), scores)
+    np.testing.assert_allclose(got_grad.numpy(), want_grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_attention_beyond_one_chunk_uses_the_generic_path():
