@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from keras import backend, layers, ops
@@ -27,6 +28,13 @@ def pooling_matrix(length, tokens: int, dtype: str = "float32"):
     counts = ops.sum(membership, axis=0)
     matrix = membership / ops.maximum(counts, 1.0)
     return matrix, None if static else counts > 0
+
+
+@functools.lru_cache(maxsize=64)
+def _built_pooling_matrix(length: int, tokens: int):
+    """:func:`pooling_matrix`'s ``P`` for a known length, built once (eager use only: a
+    tensor made inside a traced function must not outlive it)."""
+    return pooling_matrix(length, tokens)[0]
 
 
 def attention_steps(steps, every: int):
@@ -106,7 +114,7 @@ class AxialAttention2D(layers.Layer):
             kernels = (self.query_kernel, self.key_kernel, self.value_kernel)
             attended = axial_attention(
                 h, *(kernel.value for kernel in kernels), self.heads,
-                self._pooling(width, "float32"), self._pooling(height, "float32"),
+                *(self._eager_pooling(length) for length in (width, height)),
             )
         else:
             attended = self._attended(h)
@@ -188,9 +196,17 @@ class AxialAttention2D(layers.Layer):
     def _pooling(self, length, dtype: str):
         """:func:`pooling_matrix` along an axis of ``length`` cells, or None where no pooling
         applies (``tokens=0`` or a known length within ``tokens``)."""
-        if not self.tokens or (isinstance(length, int) and length <= self.tokens):
-            return None
-        return pooling_matrix(length, self.tokens, dtype)
+        return pooling_matrix(length, self.tokens, dtype) if self._pools(length) else None
+
+    def _pools(self, length) -> bool:
+        """Whether keys along an axis of ``length`` cells (an int, or a scalar tensor where
+        unknown until run time) are window means."""
+        return bool(self.tokens) and not (isinstance(length, int) and length <= self.tokens)
+
+    def _eager_pooling(self, length: int):
+        """The float32 pooling matrix ``(L, K)`` of an axis of known ``length``, built once
+        per length, or None where no pooling applies."""
+        return _built_pooling_matrix(length, self.tokens) if self._pools(length) else None
 
     def _attend_along_width(self, query, key, value):
         """Attention along axis 2 of ``(B, R, L, heads, d)`` tensors, one sequence per row,

@@ -113,16 +113,18 @@ def axial_attention(h, query_kernel, key_kernel, value_kernel, heads: int, row_p
     """Row then column attention of :class:`~faconvlstm.layers.attention.AxialAttention2D`
     before its output projection: ``(B, H, W, F) -> (B, H, W, d_a)``.
 
-    ``*_pooling``: ``(P (L, K), None)`` from ``pooling_matrix`` for an axis whose keys and
-    values are window means, None for one attended cell by cell.
+    ``*_pooling``: ``P (L, K)`` from ``pooling_matrix`` for an axis whose keys and values are
+    window means, None for one attended cell by cell.
     """
     batch, height, width, _ = h.shape
     attention_dim = query_kernel.shape[1]
-    projected = h @ torch.cat([query_kernel, key_kernel, value_kernel], dim=1)
+    head_dim = attention_dim // heads
+    kernels = [query_kernel * head_dim**-0.5, key_kernel, value_kernel]
+    projected = h @ torch.cat(kernels, dim=1)
     # (B, H, W, 3, heads, d) -> (3, B, H, heads, W, d): sequences along W, heads as batch.
-    query, key, value = projected.view(
-        batch, height, width, 3, heads, attention_dim // heads
-    ).permute(3, 0, 1, 4, 2, 5)
+    query, key, value = projected.view(batch, height, width, 3, heads, head_dim).permute(
+        3, 0, 1, 4, 2, 5
+    )
     rows = _attention(query, *(_window_means(t, row_pooling) for t in (key, value)))
     # (B, H, heads, W, d) -> (B, W, heads, H, d): sequences along H.
     query, key, rows = (t.permute(0, 3, 2, 1, 4) for t in (query, key, rows))
@@ -131,10 +133,10 @@ def axial_attention(h, query_kernel, key_kernel, value_kernel, heads: int, row_p
     return columns.permute(0, 3, 1, 2, 4).reshape(batch, height, width, attention_dim)
 
 
-def _attention(query, key, value):
-    """``softmax(q k^T / sqrt(d)) v`` over the last two axes of ``(..., L, d)`` queries and
-    ``(..., K, d)`` keys and values."""
-    scores = (query * query.shape[-1] ** -0.5) @ key.transpose(-1, -2)
+def _attention(scaled_query, key, value):
+    """``softmax(q k^T) v`` over the last two axes of ``(..., L, d)`` queries (already scaled
+    by ``1 / sqrt(d)``) and ``(..., K, d)`` keys and values."""
+    scores = scaled_query @ key.transpose(-1, -2)
     if scores.shape[-1] < SHORT_SOFTMAX_KEYS:
         return ShortSoftmax.apply(scores) @ value
     return torch.softmax(scores, dim=-1) @ value
@@ -159,7 +161,7 @@ class ShortSoftmax(torch.autograd.Function):
 
 
 def _window_means(sequences, pooling):
-    """``(..., L, d)`` averaged over the windows of ``pooling`` to ``(..., K, d)``."""
+    """``(..., L, d)`` averaged over the windows of ``pooling (L, K)`` to ``(..., K, d)``."""
     if pooling is None:
         return sequences
-    return torch.einsum("...ld,lk->...kd", sequences, pooling[0])
+    return torch.einsum("...ld,lk->...kd", sequences, pooling)
