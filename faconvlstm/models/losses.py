@@ -40,26 +40,36 @@ class MaskedLeadLoss(layers.Layer):
         return input_shape[0]
 
 
-def lead_errors(predicted, frames, weights) -> tuple[list, list]:
+def lead_errors(predicted, frames, weights):
     """Per lead ``k``: the weighted squared error ``sum(w (x_hat - x)^2)`` of the forecasts
-    whose target lies inside the window, and the weight ``sum(w)`` of those targets.
-    Shapes as :class:`MaskedLeadLoss`'s inputs."""
-    steps = ops.shape(frames)[1]
-    errors, totals = [], []
-    for lead in range(predicted.shape[2]):
-        weight = weights[:, lead:]
-        errors.append(ops.sum(ops.square(predicted[:, : steps - lead, lead] - frames[:, lead:])
-                              * weight))
-        totals.append(ops.sum(weight))
-    return errors, totals
+    whose target lies inside the window, and the weight ``sum(w)`` of those targets, each a
+    ``(1 + h,)`` tensor. Shapes as :class:`MaskedLeadLoss`'s inputs.
+
+    All leads are scored in one pass against targets shifted in time (the steps past the
+    window get weight 0), so the backward pass writes one gradient of ``predicted`` rather
+    than one full-size tensor per lead.
+    """
+    leads = predicted.shape[2]
+    targets, target_weights = (_shifted(tensor, leads) for tensor in (frames, weights))
+    axes = (0, 1, 3, 4, 5)
+    errors = ops.sum(ops.square(predicted - targets) * target_weights, axis=axes)
+    return errors, ops.sum(target_weights, axis=axes)
 
 
-def lead_loss(errors: list, totals: list, reconstruction_share: float):
-    """``s L_0 + (1 - s) mean_k L_k`` with ``L_k = errors[k] / totals[k]``; ``L_0`` alone for
-    one lead."""
-    losses = [error / ops.maximum(total, keras.backend.epsilon())
-              for error, total in zip(errors, totals)]
-    if len(losses) == 1:
+def _shifted(sequence, leads: int):
+    """``(B, T, ...) -> (B, T, leads, ...)``: at lead ``k`` the step ``t + k``, zero where
+    ``t + k`` is past the window."""
+    batch, steps, *cells = ops.shape(sequence)
+    past_the_window = ops.zeros((batch, leads - 1, *cells), dtype=sequence.dtype)
+    padded = ops.concatenate([sequence, past_the_window], axis=1)
+    return ops.stack([padded[:, lead : lead + steps] for lead in range(leads)], axis=2)
+
+
+def lead_loss(errors, totals, reconstruction_share: float):
+    """``s L_0 + (1 - s) mean_k L_k`` with ``L_k = errors[k] / totals[k]`` (``(1 + h,)``
+    tensors); ``L_0`` alone for one lead."""
+    losses = errors / ops.maximum(totals, keras.backend.epsilon())
+    if losses.shape[0] == 1:
         return losses[0]
     share = reconstruction_share
-    return share * losses[0] + (1.0 - share) * ops.mean(ops.stack(losses[1:]))
+    return share * losses[0] + (1.0 - share) * ops.mean(losses[1:])

@@ -270,7 +270,7 @@ def _global_loss(model: keras.Model, reconstruction_layer, x: dict, y_pred, proc
         predicted = keras.ops.concatenate([predicted, y_pred["forecast"]], axis=2)
     frames, weights = (keras.ops.convert_to_tensor(x[name]) for name in ("frames", "weights"))
     errors, totals = lead_errors(predicted, frames, weights)
-    totals = [_global_sum(total.detach()) for total in totals]
+    totals = _global_sum(totals.detach())
     rescaled = processes * lead_loss(errors, totals, reconstruction_layer.reconstruction_share)
     return loss - reconstruction_layer.losses[0] + rescaled
 
