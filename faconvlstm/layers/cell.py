@@ -10,7 +10,7 @@ from keras.random import SeedGenerator
 from faconvlstm.errors import InputError
 from faconvlstm.layers.attention import AxialAttention2D, attention_steps
 from faconvlstm.layers.excitation import SqueezeExcitation
-from faconvlstm.layers.gates import InputProjection, PeepholeGates
+from faconvlstm.layers.gates import InputProjection, PeepholeGates, project_channels
 from faconvlstm.layers.spatial_mixing import MultiScaleDepthwiseMixing
 
 
@@ -236,7 +236,7 @@ class FAConvLSTM2DCell(Layer):
 
     def _mixed(self, projected, h_prev):
         """``Mixing(x'_t + P_h h_{t-1})``: the bottleneck tensor ``(B, H', W', r)``."""
-        return self.mixing(projected + ops.matmul(h_prev, self.recurrent_projection))
+        return self.mixing(projected + project_channels(h_prev, self.recurrent_projection))
 
     def inspect_step(self, projected, states, attend: bool):
         """:meth:`call` in inference mode, also returning what SE and attention did.

@@ -8,6 +8,17 @@ from __future__ import annotations
 from keras import activations, backend, constraints, initializers, layers, ops, regularizers
 
 
+def project_channels(x, kernel):
+    """``x (..., C) @ kernel (C, R)``; on PyTorch in float32 through
+    :func:`~faconvlstm.layers.torch_kernels.channel_projection` (same product, its kernel
+    gradient taken in the faster order)."""
+    if backend.backend() == "torch" and backend.standardize_dtype(x.dtype) == "float32":
+        from faconvlstm.layers.torch_kernels import channel_projection
+
+        return channel_projection(x, ops.convert_to_tensor(kernel, "float32"))
+    return ops.matmul(x, kernel)
+
+
 class InputProjection(layers.Layer):
     """P_x then a strided depthwise convolution, applied to every timestep at once.
 
@@ -54,7 +65,7 @@ class InputProjection(layers.Layer):
     def call(self, sequences):
         batch, steps, height, width, _ = ops.shape(sequences)
         frames = ops.reshape(sequences, (-1, height, width, ops.shape(sequences)[-1]))
-        frames = ops.matmul(frames, self.projection)
+        frames = project_channels(frames, self.projection)
         if self.strides[0] == self.strides[1]:
             frames = self._depthwise(frames, self.strides, self.padding)
         else:

@@ -103,3 +103,22 @@ def test_attention_beyond_one_chunk_uses_the_generic_path():
     attention = AxialAttention2D(attention_dim=4, heads=2, chunk_size=3)
     attention.build((None, None, None, 5))
     assert not attention._uses_torch_kernel(keras.ops.zeros((2, 4, 6, 5)))
+
+
+@pytest.mark.parametrize("channels, outputs", [(12, 3), (3, 12), (5, 4)])
+def test_channel_projection_matches_matmul_values_and_gradients(rng, channels, outputs):
+    import torch
+
+    from faconvlstm.layers.torch_kernels import channel_projection
+
+    x = torch.tensor(rng.normal(size=(2, 3, 4, channels)), requires_grad=True)
+    kernel = torch.tensor(rng.normal(size=(channels, outputs)), requires_grad=True)
+    upstream = torch.tensor(rng.normal(size=(2, 3, 4, outputs)))
+    got = channel_projection(x, kernel)
+    want = x @ kernel
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-12)
+    got_grads = torch.autograd.grad((got * upstream).sum(), [x, kernel])
+    want_grads = torch.autograd.grad((want * upstream).sum(), [x, kernel])
+    for got_grad, want_grad in zip(got_grads, want_grads):
+        assert got_grad.shape == want_grad.shape
+        np.testing.assert_allclose(got_grad.numpy(), want_grad.numpy(), rtol=1e-10)
