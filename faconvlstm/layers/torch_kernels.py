@@ -64,6 +64,16 @@ def _tanh_(x: torch.Tensor) -> torch.Tensor:
     return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
 
 
+def _sigmoid_backward(grad: torch.Tensor, sigmoid: torch.Tensor) -> torch.Tensor:
+    """``grad * s * (1 - s)`` in one pass over memory (2-3x faster than three)."""
+    return torch.ops.aten.sigmoid_backward(grad, sigmoid)
+
+
+def _tanh_backward(grad: torch.Tensor, tanh: torch.Tensor) -> torch.Tensor:
+    """``grad * (1 - t^2)`` in one pass over memory."""
+    return torch.ops.aten.tanh_backward(grad, tanh)
+
+
 def _gate_blocks(filters: int) -> list[slice]:
     return [slice(gate * filters, (gate + 1) * filters) for gate in range(4)]
 
@@ -110,15 +120,15 @@ class PeepholeLSTMUpdate(torch.autograd.Function):
         u_shape, c_shape = ctx.shapes
         filters = flat_c.shape[-1]
         grad_h = grad_h.reshape(-1, filters)
-        d_o = (grad_h * tanh_c).mul_(o).mul_(1.0 - o)
-        d_c = (grad_h * o).mul_(1.0 - tanh_c * tanh_c)
+        d_o = _sigmoid_backward(grad_h * tanh_c, o)
+        d_c = _tanh_backward(grad_h * o, tanh_c)
         if grad_c is not None:
             d_c.add_(grad_c.reshape(-1, filters))
         if peephole is not None:
             d_c.addcmul_(d_o, peephole[2])
-        d_i = (d_c * g).mul_(i).mul_(1.0 - i)
-        d_f = (d_c * flat_c).mul_(f).mul_(1.0 - f)
-        d_g = (d_c * i).mul_(1.0 - g * g)
+        d_i = _sigmoid_backward(d_c * g, i)
+        d_f = _sigmoid_backward(d_c * flat_c, f)
+        d_g = _tanh_backward(d_c * i, g)
         d_c_prev = d_c.mul_(f)
         d_peephole = None
         if peephole is not None:
