@@ -7,7 +7,8 @@ inputs shaped like the pipeline's batches:
 
 * the training step: median wall time of ``train_on_batch`` on ``--batch`` windows, after
   ``--warmup`` untimed steps, with the pipeline's optimizer (Adam); FA's and the twin's
-  steps are taken in turn, so a busier stretch of the machine weighs on both alike;
+  steps are taken in turn, so a busier stretch of the machine weighs on both alike, and the
+  ratio of each round's two steps is reported too (median, lowest-highest);
 * the embedding pass: median time of the encoder half on batches of 32 windows (in turn as
   well), reported per 1000 windows (``embed --stride 1`` takes one window per timestep, the
   default one every half window: per timestep, 1 / 8 of these at windows of 16);
@@ -179,9 +180,9 @@ def loading_seconds(config, rng, arguments) -> float:
                           arguments.steps, arguments.warmup)
 
 
-def interleaved_medians(functions: dict, steps: int, warmup: int) -> dict[str, float]:
-    """Median wall time of each function, the functions called in turn at every step (so a
-    slower or busier stretch of the machine weighs on all of them alike)."""
+def interleaved_times(functions: dict, steps: int, warmup: int) -> dict[str, list[float]]:
+    """Wall times of each function over ``steps`` rounds, the functions called in turn in
+    every round (so a slower or busier stretch of the machine weighs on all of them alike)."""
     times = {name: [] for name in functions}
     for round_ in range(warmup + steps):
         for name, function in functions.items():
@@ -189,7 +190,19 @@ def interleaved_medians(functions: dict, steps: int, warmup: int) -> dict[str, f
             function()
             if round_ >= warmup:
                 times[name].append(time.perf_counter() - start)
+    return times
+
+
+def interleaved_medians(functions: dict, steps: int, warmup: int) -> dict[str, float]:
+    """Median wall time of each function, called in turn (:func:`interleaved_times`)."""
+    times = interleaved_times(functions, steps, warmup)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def paired_ratios(numerators: list[float], denominators: list[float]) -> tuple[float, ...]:
+    """The lowest, median and highest ratio of the times of the same rounds."""
+    ratios = sorted(a / b for a, b in zip(numerators, denominators))
+    return ratios[0], statistics.median(ratios), ratios[-1]
 
 
 def measure(size: str, arguments) -> dict:
@@ -203,10 +216,11 @@ def measure(size: str, arguments) -> dict:
         batches[cell] = model_inputs(rng, config, arguments.batch)
         encoders[cell] = embedding_model(models[cell])
         windows[cell] = model_inputs(rng, config, arguments.embed_batch)
-    steps = interleaved_medians(
+    step_times = interleaved_times(
         {cell: lambda cell=cell: models[cell].train_on_batch(batches[cell]) for cell in CELLS},
         arguments.steps, arguments.warmup,
     )
+    steps = {cell: statistics.median(times) for cell, times in step_times.items()}
     embeds = interleaved_medians(
         {cell: lambda cell=cell: encoders[cell].predict_on_batch(windows[cell])
          for cell in CELLS},
@@ -225,7 +239,8 @@ def measure(size: str, arguments) -> dict:
         memory = (peak_training_memory(config.to_dict(), batches[cell]) if arguments.memory
                   else None)
         results[cell] = {
-            "step": steps[cell],
+            "step": steps[cell], "step ratios": paired_ratios(step_times["convlstm"],
+                                                              step_times[cell]),
             "embed per 1000 windows": embeds[cell] * 1000 / arguments.embed_batch,
             "parts": parts, "loading": loading_seconds(config, rng, arguments),
             "memory": memory, "encoder parameters": encoder_parameters(models[cell]),
@@ -264,6 +279,9 @@ def print_table(size: str, results: dict, arguments) -> None:
     for label, ours, theirs in rows:
         digits = 1 if "MiB" in label else 4
         print(f"| {label} | {ours:.{digits}f} | {theirs:.{digits}f} | {theirs / ours:.2f} |")
+    lowest, median, highest = fa["step ratios"]
+    print(f"| twin / FA training step, rounds taken in turn | | | {median:.2f} "
+          f"({lowest:.2f}-{highest:.2f}) |")
     print(f"| encoder parameters | {fa['encoder parameters']:,} | "
           f"{twin['encoder parameters']:,} | "
           f"{twin['encoder parameters'] / fa['encoder parameters']:.1f} |")
