@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 from keras import backend, layers, ops
@@ -28,13 +27,6 @@ def pooling_matrix(length, tokens: int, dtype: str = "float32"):
     counts = ops.sum(membership, axis=0)
     matrix = membership / ops.maximum(counts, 1.0)
     return matrix, None if static else counts > 0
-
-
-@functools.lru_cache(maxsize=64)
-def _built_pooling_matrix(length: int, tokens: int):
-    """:func:`pooling_matrix`'s ``P`` for a known length, built once (eager use only: a
-    tensor made inside a traced function must not outlive it)."""
-    return pooling_matrix(length, tokens)[0]
 
 
 def attention_steps(steps, every: int):
@@ -108,20 +100,21 @@ class AxialAttention2D(layers.Layer):
 
     def call(self, h):
         if self._uses_torch_kernel(h):
-            from faconvlstm.layers.torch_kernels import axial_attention
+            from faconvlstm.layers.torch_kernels import axial_attention, window_means_matrix
 
             height, width = ops.shape(h)[1:3]
             kernels = (self.query_kernel, self.key_kernel, self.value_kernel)
             attended = axial_attention(
                 h, *(kernel.value for kernel in kernels), self.heads,
-                *(self._eager_pooling(length) for length in (width, height)),
+                *(window_means_matrix(length, self.tokens) if self._pools(length) else None
+                  for length in (width, height)),
             )
         else:
             attended = self._attended(h)
         return h + ops.matmul(attended, self.output_kernel * self.gamma)
 
     def _uses_torch_kernel(self, h) -> bool:
-        """Whether PyTorch's own attention serves (same math, fewer copies): on the torch
+        """Whether the PyTorch kernel attends (same math, fewer copies): on the torch
         backend in float32, with each pass's scores within one chunk."""
         if backend.backend() != "torch" or self.compute_dtype != "float32":
             return False
@@ -202,11 +195,6 @@ class AxialAttention2D(layers.Layer):
         """Whether keys along an axis of ``length`` cells (an int, or a scalar tensor where
         unknown until run time) are window means."""
         return bool(self.tokens) and not (isinstance(length, int) and length <= self.tokens)
-
-    def _eager_pooling(self, length: int):
-        """The float32 pooling matrix ``(L, K)`` of an axis of known ``length``, built once
-        per length, or None where no pooling applies."""
-        return _built_pooling_matrix(length, self.tokens) if self._pools(length) else None
 
     def _attend_along_width(self, query, key, value):
         """Attention along axis 2 of ``(B, R, L, heads, d)`` tensors, one sequence per row,

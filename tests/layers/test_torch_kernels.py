@@ -99,6 +99,19 @@ def test_short_softmax_matches_torch_softmax(rng, keys):
     np.testing.assert_allclose(got_grad.numpy(), want_grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
+def test_a_grid_first_attended_in_inference_mode_still_trains(rng):
+    import torch
+
+    attention = AxialAttention2D(attention_dim=4, heads=2, tokens=4)
+    attention.build((None, None, None, 5))
+    grid = (5, 23)  # lengths no other test pools, so the pooling matrices are built here
+    with torch.inference_mode():
+        attention(torch.tensor(rng.normal(size=(2, *grid, 5)), dtype=torch.float32))
+    h = torch.tensor(rng.normal(size=(2, *grid, 5)), dtype=torch.float32, requires_grad=True)
+    (gradient,) = torch.autograd.grad(attention(h).sum(), h)
+    assert gradient.shape == h.shape and bool(torch.isfinite(gradient).all())
+
+
 def test_attention_beyond_one_chunk_uses_the_generic_path():
     attention = AxialAttention2D(attention_dim=4, heads=2, chunk_size=3)
     attention.build((None, None, None, 5))
