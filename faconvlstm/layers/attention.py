@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from keras import backend, layers, ops
@@ -27,6 +28,14 @@ def pooling_matrix(length, tokens: int, dtype: str = "float32"):
     counts = ops.sum(membership, axis=0)
     matrix = membership / ops.maximum(counts, 1.0)
     return matrix, None if static else counts > 0
+
+
+@functools.lru_cache(maxsize=64)
+def _pooling_values(length: int, tokens: int):
+    """:func:`pooling_matrix`'s float32 ``P`` for a known length as a NumPy array, computed
+    once; a fresh tensor is made from it at each use (so none outlives a trace or
+    ``torch.inference_mode``)."""
+    return ops.convert_to_numpy(pooling_matrix(length, tokens)[0])
 
 
 def attention_steps(steps, every: int):
@@ -100,14 +109,14 @@ class AxialAttention2D(layers.Layer):
 
     def call(self, h):
         if self._uses_torch_kernel(h):
-            from faconvlstm.layers.torch_kernels import axial_attention, window_means_matrix
+            from faconvlstm.layers.torch_kernels import axial_attention
 
             height, width = ops.shape(h)[1:3]
             kernels = (self.query_kernel, self.key_kernel, self.value_kernel)
             attended = axial_attention(
                 h, *(kernel.value for kernel in kernels), self.heads,
-                *(window_means_matrix(length, self.tokens) if self._pools(length) else None
-                  for length in (width, height)),
+                *(ops.convert_to_tensor(_pooling_values(length, self.tokens))
+                  if self._pools(length) else None for length in (width, height)),
             )
         else:
             attended = self._attended(h)

@@ -18,12 +18,8 @@ used only where one chunk holds every score (docs/layer.md, "Attention memory").
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch.autograd.function import once_differentiable
-
-from faconvlstm.layers.attention import pooling_matrix
 
 #: Below this many keys PyTorch's CPU softmax takes ~10 ns a score (about 1 ns from 16 on):
 #: :class:`ShortSoftmax` is 3-4x faster there.
@@ -205,15 +201,6 @@ class ShortSoftmax(torch.autograd.Function):
         (weights,) = ctx.saved_tensors
         weighted = grad_weights * weights
         return weighted.sub_(weights * weighted.sum(-1, keepdim=True))
-
-
-@functools.lru_cache(maxsize=64)
-def window_means_matrix(length: int, tokens: int) -> torch.Tensor:
-    """``pooling_matrix``'s float32 ``P (L, K)`` for an axis of known ``length``, built once
-    per length and outside inference mode (a grid first met under ``torch.inference_mode``
-    still trains)."""
-    with torch.inference_mode(False):
-        return pooling_matrix(length, tokens)[0]
 
 
 def _window_means(sequences, pooling):
