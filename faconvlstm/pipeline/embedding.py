@@ -77,9 +77,9 @@ class TrainedRun:
         position of the window where it sits nearest the center (``align="center"``) or of
         the window that ends at it (``"end"``: nothing after it is seen); NaN where no window
         fits; windows ``stride`` steps apart (by default half the window; 1: each timestep
-        its own window) save work (:func:`~faconvlstm.data.windows.embedding_windows`). ``timesteps``, a
-        ``(time,)`` bool mask, computes only the windows of those timesteps (NaN elsewhere);
-        each gets the value it has when all are computed.
+        its own window) save work (:func:`~faconvlstm.data.windows.embedding_windows`).
+        ``timesteps``, a ``(time,)`` bool mask, computes only the windows of those timesteps
+        (NaN elsewhere); each gets the value it has when all are computed.
         """
         fields = self.preprocess(fields)
         window = self.config.window
@@ -114,8 +114,8 @@ class TrainedRun:
         ``align="end"`` from the window that ends at it (causal); NaN where no window fits,
         and where the ``(time,)`` bool mask ``timesteps`` is False. Windows are computed
         ``stride`` steps apart (default: half the window), each timestep from the best of
-        them for ``align``
-        (:func:`~faconvlstm.data.windows.embedding_windows`): ``stride`` times less work.
+        them for ``align`` (:func:`~faconvlstm.data.windows.embedding_windows`): ``stride``
+        times less work.
         """
         embedded = self.per_timestep(
             fields,
